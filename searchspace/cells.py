@@ -1,0 +1,98 @@
+"""MixedOp, the searchable cell and the derived cell (DARTS-style DAG, AdaBERT's attentive output).
+
+A cell maps its two inputs (each with its own padding mask) to one output whose mask is the
+union of theirs: for sentence pairs the first cell receives the two sentences separately.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from searchspace.config import SupernetConfig
+from searchspace.genotype import Genotype, edge_key, edge_list
+from searchspace.primitives import build_op
+
+
+class MixedOp(nn.Module):
+    """One edge of the supernet: every primitive, mixed by the sampled architecture weights."""
+
+    def __init__(self, config: SupernetConfig) -> None:
+        super().__init__()
+        self.mode = config.mixed_op_mode
+        self.ops = nn.ModuleDict(
+            {name: build_op(name, config.hidden_size) for name in config.primitives}
+        )
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        ops = list(self.ops.values())
+        if self.mode == "sampled":
+            # GDAS-style ([PS]): only the selected op runs; the gradient reaches the logits
+            # through the selected weight, which is 1 in the forward pass.
+            index = int(weights.argmax())
+            return weights[index] * ops[index](x, mask)
+        return sum(w * op(x, mask) for w, op in zip(weights, ops))
+
+
+def _attentive_sum(nodes: list[torch.Tensor], logits: torch.Tensor) -> torch.Tensor:
+    weights = torch.softmax(logits, dim=0)
+    return sum(w * node for w, node in zip(weights, nodes))
+
+
+class SearchCell(nn.Module):
+    """Inner node x_j = sum over earlier nodes i of MixedOp_{i,j}(x_i); output = attentive sum."""
+
+    def __init__(self, config: SupernetConfig) -> None:
+        super().__init__()
+        self.nodes_per_cell = config.nodes_per_cell
+        self.pairs = edge_list(config.nodes_per_cell)
+        self.edges = nn.ModuleDict({edge_key(s, t): MixedOp(config) for s, t in self.pairs})
+        # [A-ET]/[A-PT]: softmax over learnable per-cell node weights; trained with w, not α.
+        self.output_logits = nn.Parameter(torch.randn(config.nodes_per_cell) * 1e-2)
+
+    def forward(
+        self,
+        s0: torch.Tensor,
+        m0: torch.Tensor,
+        s1: torch.Tensor,
+        m1: torch.Tensor,
+        edge_weights: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        states, masks = [s0, s1], [m0, m1]
+        for target in range(2, 2 + self.nodes_per_cell):
+            node = 0
+            for row, (source, t) in enumerate(self.pairs):
+                if t == target:
+                    edge = self.edges[edge_key(source, target)]
+                    node = node + edge(states[source], masks[source], edge_weights[row])
+            states.append(node)
+            masks.append(torch.maximum(m0, m1))
+        return _attentive_sum(states[2:], self.output_logits), masks[-1]
+
+
+class DerivedCell(nn.Module):
+    """The cell a genotype describes; parameter names match SearchCell's for weight transfer."""
+
+    def __init__(self, config: SupernetConfig, genotype: Genotype) -> None:
+        super().__init__()
+        self.nodes_per_cell = config.nodes_per_cell
+        self.kept = sorted((e.source, e.target, e.op) for e in genotype.edges)
+        self.edges = nn.ModuleDict(
+            {edge_key(s, t): build_op(op, config.hidden_size) for s, t, op in self.kept}
+        )
+        self.output_logits = nn.Parameter(torch.randn(config.nodes_per_cell) * 1e-2)
+
+    def forward(
+        self, s0: torch.Tensor, m0: torch.Tensor, s1: torch.Tensor, m1: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        states, masks = [s0, s1], [m0, m1]
+        for target in range(2, 2 + self.nodes_per_cell):
+            node = torch.zeros_like(s1)
+            for source, t, _ in self.kept:
+                if t == target:
+                    node = node + self.edges[edge_key(source, target)](
+                        states[source], masks[source]
+                    )
+            states.append(node)
+            masks.append(torch.maximum(m0, m1))
+        return _attentive_sum(states[2:], self.output_logits), masks[-1]

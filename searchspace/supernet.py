@@ -1,0 +1,101 @@
+"""AdaBertSupernet: embeddings, max_cells searchable cells and the depth choice.
+
+It owns the architecture parameters (one shared set of edge logits for every cell, plus logits
+over K = 1..max_cells) as registered ``nn.Parameter``s; the sampled weights come in as arguments
+so the same forward serves Gumbel samples, soft relaxations and one-hot genotypes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from searchspace.cells import SearchCell
+from searchspace.config import SupernetConfig
+from searchspace.embeddings import StudentEmbedding, embed_pair, masked_mean
+from searchspace.genotype import Genotype, derive_genotype
+from searchspace.gumbel import gumbel_softmax
+from searchspace.head import AttentiveHead
+
+
+@dataclass
+class SupernetOutput:
+    logits_per_depth: torch.Tensor  # (max_cells, B, C): logits if the student had k = 1.. cells
+    edge_weights: torch.Tensor  # (num_edges, num_primitives)
+    depth_weights: torch.Tensor  # (max_cells,)
+
+
+class AdaBertSupernet(nn.Module):
+    def __init__(
+        self,
+        config: SupernetConfig,
+        *,
+        teacher_word_embeddings: torch.Tensor | None = None,
+        teacher_position_embeddings: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = StudentEmbedding(
+            config,
+            teacher_word_embeddings=teacher_word_embeddings,
+            teacher_position_embeddings=teacher_position_embeddings,
+        )
+        self.cells = nn.ModuleList(SearchCell(config) for _ in range(config.max_cells))
+        self.head = AttentiveHead(config, list(range(1, config.max_cells + 1)))
+        # Small random init ([A-PT] 1e-3) breaks the symmetry between ops without favouring any.
+        self.edge_logits = nn.Parameter(
+            torch.randn(config.num_edges, len(config.primitives)) * 1e-3
+        )
+        self.depth_logits = nn.Parameter(torch.randn(config.max_cells) * 1e-3)
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [self.edge_logits, self.depth_logits]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        arch = {id(p) for p in self.arch_parameters()}
+        return [p for p in self.parameters() if id(p) not in arch]
+
+    def sample_arch(
+        self,
+        temperature: float,
+        *,
+        noise: bool = True,
+        hard: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One Gumbel sample of (edge_weights, depth_weights), shared by all cells."""
+        edges = gumbel_softmax(
+            self.edge_logits, temperature, hard=hard, noise=noise, generator=generator
+        )
+        depth = gumbel_softmax(
+            self.depth_logits, temperature, hard=hard, noise=noise, generator=generator
+        )
+        return edges, depth
+
+    def forward(
+        self,
+        input_ids_a: torch.Tensor,
+        attention_mask_a: torch.Tensor,
+        input_ids_b: torch.Tensor,
+        attention_mask_b: torch.Tensor,
+        *,
+        edge_weights: torch.Tensor,
+        depth_weights: torch.Tensor,
+    ) -> SupernetOutput:
+        s0, m0, s1, m1, pooled_embedding = embed_pair(
+            self.embedding, input_ids_a, attention_mask_a, input_ids_b, attention_mask_b
+        )
+        pooled = [pooled_embedding]
+        for cell in self.cells:
+            out, mask = cell(s0, m0, s1, m1, edge_weights)
+            pooled.append(masked_mean(out, mask))
+            s0, m0, s1, m1 = s1, m1, out, mask
+        logits = torch.stack([self.head(pooled, k) for k in range(1, self.config.max_cells + 1)])
+        return SupernetOutput(logits, edge_weights, depth_weights)
+
+    def genotype(self, *, exclude_zero: bool = True) -> Genotype:
+        return derive_genotype(
+            self.edge_logits, self.depth_logits, self.config, exclude_zero=exclude_zero
+        )
