@@ -1,0 +1,98 @@
+"""The ``adabert`` command: ``run`` (one task, this machine), ``sweep``, ``ui`` and ``submit``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from orchestrator.errors import UserInputError
+
+
+def _add_run(subparsers) -> None:
+    run = subparsers.add_parser("run", help="search, derive, retrain and evaluate one task here")
+    run.add_argument(
+        "--task", required=True, help="GLUE task name (sst2, mrpc, ...) or a custom name"
+    )
+    run.add_argument("--teacher", required=True, help="HF hub name or local folder of the teacher")
+    run.add_argument("--data-dir", help="GLUE TSV folder; omit to load the task from the HF hub")
+    run.add_argument("--config", help="TOML file with any RunConfig sections")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. search.epochs=3",
+    )
+    run.set_defaults(handler=_run_command)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from orchestrator.config import load_config
+    from orchestrator.pipeline import prepare_task, run_trial
+    from orchestrator.run_folder import write_run_folder
+
+    overrides = [
+        f"task.name={json.dumps(args.task)}",
+        f"teacher.name_or_path={json.dumps(args.teacher)}",
+    ]
+    if args.data_dir:
+        overrides.append(f"task.data_dir={json.dumps(args.data_dir)}")
+    cfg = load_config(args.config, overrides + list(args.set))
+    prepared = prepare_task(cfg)
+    result = run_trial(cfg, prepared)
+    folder = write_run_folder(
+        cfg,
+        genotype=result.genotype,
+        student=result.student,
+        metrics=result.metrics,
+        phase_seconds=result.phase_seconds,
+        history=result.history,
+    )
+    primary = result.primary_metric
+    teacher = primary.replace("dev/", "teacher/")
+    print(f"genotype {result.genotype.hash}: {result.genotype.summary()}")
+    print(
+        f"{primary}: student {result.metrics[primary]:.4f}, "
+        f"teacher {result.metrics.get(teacher, float('nan')):.4f}; "
+        f"params {int(result.metrics['student/params']):,}; "
+        f"speedup b1 {result.metrics.get('speedup/b1', float('nan')):.1f}x"
+    )
+    print(f"run folder: {folder}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adabert", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_run(subparsers)
+    try:
+        from orchestrator import sweep_cli
+    except ImportError:  # the sweep layer is optional for single-task use
+        sweep_cli = None
+    if sweep_cli is not None:
+        sweep_cli.register(subparsers)
+    try:
+        from cluster import submit
+    except ImportError:
+        submit = None
+    if submit is not None:
+        submit.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""RunConfig: every setting of one task's search -> derive -> retrain run, from TOML + overrides.
+
+Sections are frozen dataclasses validated on construction; ``SupernetConfig`` and ``LossConfig``
+live beside their components. Fields of ``supernet`` that depend on the teacher and the task
+(vocab_size, num_labels, max_positions, teacher_embedding_size) are filled in by the pipeline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from losses.config import LossConfig
+from orchestrator.errors import UserInputError
+from searchspace.config import SupernetConfig
+
+
+def _check(condition: bool, name: str, value: object, rule: str) -> None:
+    if not condition:
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TaskSection:
+    name: str = "sst2"
+    # GLUE TSV folder (the GLUE root or the task's folder); None with no files = the hub.
+    data_dir: str | None = None
+    train_file: str | None = None
+    dev_file: str | None = None
+    text_a: str | None = None
+    text_b: str | None = None
+    label_column: str | None = None
+    # Custom tasks only (a name not in the GLUE registry): label values, None = regression.
+    labels: list[str] | None = None
+    metric: str = "accuracy"
+
+
+@dataclass(frozen=True)
+class TeacherSection:
+    name_or_path: str = "bert-base-uncased"
+    fine_tuned: bool = False
+    epochs: float = 3.0
+    learning_rate: float = 2e-5
+    batch_size: int = 32
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    probe_epochs: int = 5
+    probe_learning_rate: float = 5e-3
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 0, "teacher.epochs", self.epochs, ">= 0")
+        _check(self.learning_rate > 0, "teacher.learning_rate", self.learning_rate, "> 0")
+        _check(self.batch_size >= 1, "teacher.batch_size", self.batch_size, ">= 1")
+        _check(0 <= self.warmup_ratio < 1, "teacher.warmup_ratio", self.warmup_ratio, "in [0, 1)")
+        _check(self.probe_epochs >= 1, "teacher.probe_epochs", self.probe_epochs, ">= 1")
+
+
+@dataclass(frozen=True)
+class DataSection:
+    max_seq_length: int = 128
+    max_train_samples: int | None = None
+    max_dev_samples: int | None = None
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _check(self.max_seq_length >= 8, "data.max_seq_length", self.max_seq_length, ">= 8")
+        _check(self.batch_size >= 1, "data.batch_size", self.batch_size, ">= 1")
+        for name in ("max_train_samples", "max_dev_samples"):
+            value = getattr(self, name)
+            _check(value is None or value >= 1, f"data.{name}", value, ">= 1 or unset")
+
+
+@dataclass(frozen=True)
+class SearchSection:
+    """Method notes section 7: 80 epochs; w: SGD 0.9, cosine 2e-2 -> 5e-4, wd 3e-4; α: Adam 3e-4,
+    betas (0.5, 0.999), wd 1e-3; clip 5; joint single-level optimisation on the training set."""
+
+    epochs: int = 80
+    weight_lr: float = 2e-2
+    weight_lr_min: float = 5e-4
+    weight_momentum: float = 0.9
+    weight_decay: float = 3e-4
+    arch_lr: float = 3e-4
+    arch_beta1: float = 0.5
+    arch_beta2: float = 0.999
+    arch_weight_decay: float = 1e-3
+    grad_clip: float = 5.0
+    # "joint" ([A-PT], [A-ET]): both optimisers step on the same training batch.
+    # "alternating" ([PS], first-order DARTS): w on one half of train, α on the other half.
+    optimization: str = "joint"
+    temperature_initial: float = 1.0
+    temperature_minimum: float = 0.2
+    temperature_decay: str = "to_minimum"
+    exclude_zero: bool = True
+    max_steps_per_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, "search.epochs", self.epochs, ">= 1")
+        for name in ("weight_lr", "arch_lr", "temperature_initial", "temperature_minimum"):
+            _check(getattr(self, name) > 0, f"search.{name}", getattr(self, name), "> 0")
+        for name in ("weight_lr_min", "weight_decay", "arch_weight_decay", "grad_clip"):
+            _check(getattr(self, name) >= 0, f"search.{name}", getattr(self, name), ">= 0")
+        _check(
+            self.optimization in ("joint", "alternating"),
+            "search.optimization",
+            self.optimization,
+            "'joint' or 'alternating'",
+        )
+        _check(
+            self.max_steps_per_epoch is None or self.max_steps_per_epoch >= 1,
+            "search.max_steps_per_epoch",
+            self.max_steps_per_epoch,
+            ">= 1 or unset",
+        )
+
+
+@dataclass(frozen=True)
+class RetrainSection:
+    # "inherit" ([P]): keep the operation weights trained during search, fine-tune with KD.
+    # "scratch" ([PS]): re-initialise the derived student and train it with the same KD loss.
+    mode: str = "inherit"
+    epochs: int = 10
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float = 5.0
+    max_steps_per_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(
+            self.mode in ("inherit", "scratch"), "retrain.mode", self.mode, "'inherit' or 'scratch'"
+        )
+        _check(self.epochs >= 0, "retrain.epochs", self.epochs, ">= 0")
+        _check(self.learning_rate > 0, "retrain.learning_rate", self.learning_rate, "> 0")
+
+
+@dataclass(frozen=True)
+class RunSection:
+    seed: int = 42
+    output_dir: str = "runs"
+    cache_dir: str = ".adabert/cache"
+    # 0 keeps torch's default thread count (Ray sets OMP_NUM_THREADS per trial).
+    threads: int = 0
+    measure_latency: bool = True
+    latency_seq_length: int = 128
+    latency_repeats: int = 5
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.threads >= 0, "run.threads", self.threads, ">= 0")
+        _check(self.latency_repeats >= 1, "run.latency_repeats", self.latency_repeats, ">= 1")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    task: TaskSection = field(default_factory=TaskSection)
+    teacher: TeacherSection = field(default_factory=TeacherSection)
+    data: DataSection = field(default_factory=DataSection)
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    search: SearchSection = field(default_factory=SearchSection)
+    retrain: RetrainSection = field(default_factory=RetrainSection)
+    run: RunSection = field(default_factory=RunSection)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {f.name: _section_to_dict(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return build_config(data)
+
+
+def _section_to_dict(section: Any) -> dict[str, Any]:
+    data = dataclasses.asdict(section)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+def _field_types(section_cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
+
+
+def _coerce(key: str, value: Any, expected: Any) -> Any:
+    """Check a TOML value against a field's annotation; ints are accepted for floats."""
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(expected)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(key, value, option)
+            except UserInputError as exc:
+                errors.append(str(exc))
+        raise UserInputError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise UserInputError(f"{key} must be a list, got {value!r}")
+        (item_type, *_) = typing.get_args(expected) or (Any,)
+        items = [_coerce(key, v, item_type) for v in value]
+        return tuple(items) if origin is tuple else items
+    if expected is Any:
+        return value
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is bool and not isinstance(value, bool):
+        raise UserInputError(f"{key} must be true or false, got {value!r}")
+    if expected is int and isinstance(value, bool):
+        raise UserInputError(f"{key} must be an integer, got {value!r}")
+    if not isinstance(value, expected):
+        raise UserInputError(f"{key} must be of type {expected.__name__}, got {value!r}")
+    return value
+
+
+def build_config(data: dict[str, Any]) -> RunConfig:
+    """Validate a nested dict (TOML shape) into a RunConfig; unknown keys are errors."""
+    sections = _field_types(RunConfig)
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise UserInputError(f"unknown config section(s): {', '.join(unknown)}")
+    built = {}
+    for name, section_cls in sections.items():
+        values = data.get(name, {})
+        if not isinstance(values, dict):
+            raise UserInputError(f"config section [{name}] must be a table, got {values!r}")
+        types_ = _field_types(section_cls)
+        bad = sorted(set(values) - set(types_))
+        if bad:
+            raise UserInputError(f"unknown config key(s) in [{name}]: {', '.join(bad)}")
+        kwargs = {k: _coerce(f"{name}.{k}", v, types_[k]) for k, v in values.items()}
+        try:
+            built[name] = section_cls(**kwargs)
+        except ValueError as exc:
+            raise UserInputError(f"invalid config: {exc}") from exc
+    return RunConfig(**built)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``section.key=value``; the value is read as TOML (numbers, booleans, lists, strings) and
+    falls back to a bare string, so ``--set task.name=sst2`` needs no quotes."""
+    if "=" not in text:
+        raise UserInputError(f"override must look like section.key=value, got {text!r}")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    if key.count(".") != 1:
+        raise UserInputError(f"override key must be section.key, got {key!r}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    if raw.lower() in ("none", "null"):
+        value = None
+    return key, value
+
+
+def merge_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = {section: dict(values) for section, values in data.items()}
+    for key, value in overrides.items():
+        section, name = key.split(".", 1)
+        merged.setdefault(section, {})[name] = value
+    return merged
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserInputError(f"config file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserInputError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    data = read_toml(path) if path else {}
+    pairs = dict(parse_override(item) for item in overrides or [])
+    return build_config(merge_overrides(data, pairs))

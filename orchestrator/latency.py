@@ -1,0 +1,67 @@
+"""CPU latency of a model's forward pass, measured in this process (median of repeats)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+@torch.inference_mode()
+def median_latency_ms(forward: Callable[[], object], *, repeats: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        forward()
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        forward()
+        timings.append((time.perf_counter() - start) * 1000.0)
+    return statistics.median(timings)
+
+
+def student_inputs(batch_size: int, seq_len: int, vocab_size: int, *, seed: int = 0):
+    """Full-length random inputs: latency is measured at seq_len with no padding to trim."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, vocab_size, (batch_size, seq_len), generator=generator)
+    mask = torch.ones(batch_size, seq_len, dtype=torch.long)
+    return ids, mask, ids.clone(), mask.clone()
+
+
+def teacher_inputs(batch_size: int, seq_len: int, vocab_size: int, *, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "input_ids": torch.randint(1, vocab_size, (batch_size, seq_len), generator=generator),
+        "attention_mask": torch.ones(batch_size, seq_len, dtype=torch.long),
+        "token_type_ids": torch.zeros(batch_size, seq_len, dtype=torch.long),
+    }
+
+
+def compare_latency(
+    models: dict[str, tuple[torch.nn.Module, str]],
+    *,
+    vocab_size: int,
+    seq_len: int,
+    batch_sizes: tuple[int, ...] = (1, 32),
+    repeats: int = 5,
+) -> dict[str, float]:
+    """Latency of several models side by side, interleaved per batch size.
+
+    ``models`` maps a name to (model, kind) with kind "student" or "teacher" (HF-style kwargs).
+    Returns ``{"latency/<name>_b<B>_ms": ms}``.
+    """
+    results = {}
+    for batch_size in batch_sizes:
+        for name, (model, kind) in models.items():
+            model.eval()
+            if kind == "student":
+                args = student_inputs(batch_size, seq_len, vocab_size)
+                forward = lambda m=model, a=args: m(*a)  # noqa: E731
+            else:
+                kwargs = teacher_inputs(batch_size, seq_len, vocab_size)
+                forward = lambda m=model, k=kwargs: m(**k)  # noqa: E731
+            results[f"latency/{name}_b{batch_size}_ms"] = median_latency_ms(
+                forward, repeats=repeats
+            )
+    return results
