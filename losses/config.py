@@ -27,8 +27,9 @@ class LossConfig:
     # "attentive": w_m = softmax_m(-CE of teacher probe j(m) on the gold labels) ([A-PT], [PS]);
     # "uniform": 1 / k ([A-ET]).
     layer_weighting: str = "attentive"
-    # "ceil": student cell m of k <- teacher layer ceil(m * M / k) ([PS]); "floor": m * floor(M / k)
-    # ([A-ET]); "kmax": floor(M * m / K_max), independent of the sampled k ([A-PT]).
+    # "ceil": student cell m of k <- teacher layer ceil(m * M / k) ([PS]; the last cell always
+    # meets the last teacher layer); "floor": m * floor(M / (k + 1)) ([A-ET]); "kmax":
+    # floor(M * m / K_max), independent of the sampled k ([A-PT]).
     layer_mapping: str = "ceil"
     # Per-op cost normalisation in E: "max" divides params and FLOPs by the dearest op's (the
     # notes' recommendation for the [R] formula); "softmax" is [A-PT]'s
@@ -40,7 +41,8 @@ class LossConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.kd_weight <= 1.0:
             raise ValueError(f"kd_weight must be in [0, 1], got {self.kd_weight!r}")
-        if self.efficiency_weight < 0:
+        # 'not >= 0' rejects NaN as well as negatives.
+        if not self.efficiency_weight >= 0:
             raise ValueError(f"efficiency_weight must be >= 0, got {self.efficiency_weight!r}")
         if not self.kd_temperature > 0:
             raise ValueError(f"kd_temperature must be > 0, got {self.kd_temperature!r}")

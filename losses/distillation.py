@@ -16,7 +16,7 @@ def soft_cross_entropy(
     student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
 ) -> torch.Tensor:
     """Batch mean of -Σ_c softmax(t / T)_c · log_softmax(s / T)_c (KL up to a constant)."""
-    if temperature <= 0:
+    if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     target = torch.softmax(teacher_logits / temperature, dim=-1)
     return -(target * torch.log_softmax(student_logits / temperature, dim=-1)).sum(-1).mean()
@@ -56,7 +56,9 @@ def teacher_layer(
     if mapping == "ceil":
         return math.ceil(student_layer * num_teacher_layers / num_cells)
     if mapping == "floor":
-        return student_layer * (num_teacher_layers // num_cells)
+        # [A-ET] modeling_adabert.py: for depth l, delta = M // (1 + l) because the embedding
+        # layer counts as a student layer; cell m <- probe m * delta.
+        return student_layer * (num_teacher_layers // (num_cells + 1))
     if mapping == "kmax":
         if max_cells is None:
             raise ValueError("mapping 'kmax' needs max_cells")

@@ -23,7 +23,8 @@ def gumbel_softmax(
     (straight-through), as in all three AdaBERT code bases. ``noise=False`` gives the
     deterministic relaxation used at evaluation time.
     """
-    if temperature <= 0:
+    # Written as 'not > 0' so NaN is rejected too (every comparison with NaN is False).
+    if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
     scores = torch.log_softmax(logits, dim=-1)
     if noise:
@@ -62,7 +63,7 @@ class TemperatureSchedule:
             raise ValueError(f"initial temperature must be > 0, got {self.initial!r}")
         if not self.minimum > 0:
             raise ValueError(f"minimum temperature must be > 0, got {self.minimum!r}")
-        if self.minimum > self.initial:
+        if not self.minimum <= self.initial:
             raise ValueError(
                 f"minimum temperature must be <= initial ({self.initial!r}), got {self.minimum!r}"
             )
@@ -70,13 +71,13 @@ class TemperatureSchedule:
             raise ValueError(
                 f"decay must be 'to_minimum', 'rate' or 'constant', got {self.decay!r}"
             )
-        if self.rate < 0:
+        if not self.rate >= 0:
             raise ValueError(f"rate must be >= 0, got {self.rate!r}")
         if self.total_epochs < 1:
             raise ValueError(f"total_epochs must be >= 1, got {self.total_epochs!r}")
 
     def __call__(self, epoch: float) -> float:
-        if epoch < 0:
+        if not epoch >= 0:
             raise ValueError(f"epoch must be >= 0, got {epoch!r}")
         if self.decay == "constant":
             return self.initial

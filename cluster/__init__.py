@@ -1,0 +1,1 @@
+"""Where work runs: ``adabert submit`` (Ray Job Submission) and the cluster set-up files."""
