@@ -18,9 +18,14 @@ import torch
 from torch.utils.data import TensorDataset
 
 from losses.objective import AdaBertObjective
-from orchestrator.batches import batch_loader, distillation_tensors
+from orchestrator.batches import STUDENT_COLUMNS, batch_loader, distillation_tensors
 from orchestrator.config import RunConfig, TaskSection
-from orchestrator.data import data_fingerprint, load_task_data, tokenize_for_distillation
+from orchestrator.data import (
+    data_fingerprint,
+    load_task_data,
+    progress_bars,
+    tokenize_for_distillation,
+)
 from orchestrator.errors import UserInputError
 from orchestrator.evaluation import logits_to_predictions
 from orchestrator.knowledge import prepare_teacher_knowledge
@@ -30,7 +35,12 @@ from orchestrator.progress import EpochCallback
 from orchestrator.retrain import run_retrain
 from orchestrator.search import run_search
 from orchestrator.tasks import TaskSpec, custom_task, get_task
-from orchestrator.teacher import load_teacher, load_tokenizer, resolve_teacher_reference
+from orchestrator.teacher import (
+    TEACHER_COLUMNS,
+    load_teacher,
+    load_tokenizer,
+    resolve_teacher_reference,
+)
 from searchspace.config import SupernetConfig
 from searchspace.derived import DerivedStudent
 from searchspace.embeddings import StudentEmbedding
@@ -40,21 +50,25 @@ from searchspace.supernet import AdaBertSupernet
 
 @dataclass
 class PreparedTask:
-    """Everything a trial needs; rebuilt from the on-disk caches in any process."""
+    """Everything a trial needs, with no teacher model in it (trials never run the teacher)."""
 
     task: TaskSpec
     primary_metric: str
     train: TensorDataset
     dev: TensorDataset
     vocab_size: int
-    teacher_path: str
+    teacher_dir: str
     teacher_metrics: dict[str, float]
     teacher_params: int
-    teacher_embedding_size: int
     word_embeddings: torch.Tensor
-    position_embeddings: torch.Tensor
+    position_embeddings: torch.Tensor | None
     cache_hit: bool
+    probe_metrics: dict[str, float] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def teacher_embedding_size(self) -> int:
+        return int(self.word_embeddings.shape[1])
 
 
 @dataclass
@@ -78,10 +92,13 @@ def resolve_task(section: TaskSection) -> TaskSpec:
     try:
         return get_task(section.name)
     except UserInputError:
-        if section.train_file is None:
+        if section.train_file is None and section.data_dir is None:
             raise
     if section.text_a is None:
-        raise UserInputError(f"custom task '{section.name}' needs task.text_a (a column name)")
+        raise UserInputError(
+            f"task {section.name!r} is not a GLUE task; a custom task needs task.text_a "
+            "(the text column) and task.labels (omit for regression)"
+        )
     return custom_task(
         section.name,
         text_a=section.text_a,
@@ -91,16 +108,24 @@ def resolve_task(section: TaskSection) -> TaskSpec:
     )
 
 
-def _columns(dataset) -> dict[str, torch.Tensor]:
-    names = ("input_ids_a", "attention_mask_a", "input_ids_b", "attention_mask_b", "labels")
-    table = dataset.with_format("torch")
-    return {name: table[name] for name in names}
+def _columns(dataset, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    # A full slice materialises tensors (datasets 5 returns lazy Column objects per name).
+    return dict(dataset.with_format("torch", columns=list(names))[:])
 
 
-def prepare_task(cfg: RunConfig, *, on_progress: EpochCallback | None = None) -> PreparedTask:
+def prepare_task(
+    cfg: RunConfig, *, on_progress: EpochCallback | None = None, progress: bool | None = None
+) -> PreparedTask:
+    """Data, tokenisation and teacher knowledge (from the cache when it has this key)."""
+    progress = cfg.run.progress_bar if progress is None else progress
+    with progress_bars(progress):
+        return _prepare_task(cfg, on_progress=on_progress, progress=progress)
+
+
+def _prepare_task(cfg: RunConfig, *, on_progress: EpochCallback | None, progress: bool):
     started = time.perf_counter()
     task = resolve_task(cfg.task)
-    teacher_path = resolve_teacher_reference(cfg.teacher.name_or_path)
+    teacher_reference = resolve_teacher_reference(cfg.teacher.name_or_path)
     data = load_task_data(
         task,
         data_dir=cfg.task.data_dir,
@@ -113,51 +138,48 @@ def prepare_task(cfg: RunConfig, *, on_progress: EpochCallback | None = None) ->
         max_dev_samples=cfg.data.max_dev_samples,
         seed=cfg.run.seed,
     )
-    tokenizer = load_tokenizer(teacher_path)
+    tokenizer = load_tokenizer(teacher_reference)
     tokenized = {
         split: tokenize_for_distillation(
             data[split], tokenizer, max_seq_length=cfg.data.max_seq_length, is_pair=task.is_pair
         )
         for split in ("train", "validation")
     }
+    all_columns = (*TEACHER_COLUMNS, *STUDENT_COLUMNS, "labels")
+    train_columns = _columns(tokenized["train"], all_columns)
+    dev_columns = _columns(tokenized["validation"], all_columns)
     data_seconds = time.perf_counter() - started
-    teacher = prepare_teacher_knowledge(
-        teacher_path,
+    knowledge = prepare_teacher_knowledge(
+        teacher_reference,
+        tokenizer,
         task=task,
-        train=tokenized["train"],
-        dev=tokenized["validation"],
-        fingerprints={split: data_fingerprint(data[split]) for split in tokenized},
+        train_columns=train_columns,
+        dev_columns=dev_columns,
+        fingerprints={split: data_fingerprint(data[split]) for split in data},
         max_seq_length=cfg.data.max_seq_length,
         settings=cfg.teacher,
         cache_root=Path(cfg.run.cache_dir),
         seed=cfg.run.seed,
         on_progress=on_progress,
+        progress=progress,
     )
-    dev_labels = _columns(tokenized["validation"])["labels"].numpy()
-    teacher_metrics = compute_metrics(
-        task, logits_to_predictions(task, teacher.dev_logits.numpy()), dev_labels
-    )
+    predictions = logits_to_predictions(task, knowledge.dev.logits.numpy())
+    teacher_metrics = compute_metrics(task, predictions, dev_columns["labels"].numpy())
     return PreparedTask(
         task=task,
         primary_metric=f"dev/{primary_metric(task)}",
         train=distillation_tensors(
-            _columns(tokenized["train"]),
-            teacher.train_knowledge.probe_logits,
-            teacher.train_knowledge.logits,
+            train_columns, knowledge.train.probe_logits, knowledge.train.logits
         ),
-        dev=distillation_tensors(
-            _columns(tokenized["validation"]),
-            teacher.dev_knowledge.probe_logits,
-            teacher.dev_knowledge.logits,
-        ),
+        dev=distillation_tensors(dev_columns, knowledge.dev.probe_logits, knowledge.dev.logits),
         vocab_size=len(tokenizer),
-        teacher_path=str(teacher.teacher_dir),
+        teacher_dir=knowledge.teacher_dir,
         teacher_metrics={f"teacher/{k}": float(v) for k, v in teacher_metrics.items()},
-        teacher_params=teacher.num_parameters,
-        teacher_embedding_size=int(teacher.word_embeddings.shape[1]),
-        word_embeddings=teacher.word_embeddings,
-        position_embeddings=teacher.position_embeddings,
-        cache_hit=teacher.cache_hit,
+        teacher_params=knowledge.num_parameters,
+        word_embeddings=knowledge.word_embeddings,
+        position_embeddings=knowledge.position_embeddings,
+        cache_hit=knowledge.cache_hit,
+        probe_metrics=dict(knowledge.meta.get("probe_metrics", {})),
         phase_seconds={
             "data": data_seconds,
             "teacher": time.perf_counter() - started - data_seconds,
@@ -177,9 +199,10 @@ def supernet_config_for(cfg: RunConfig, prepared: PreparedTask) -> SupernetConfi
 
 
 def _teacher_tables(prepared: PreparedTask, config: SupernetConfig):
+    """Teacher (word, position) tables; positions padded with fresh rows when the student needs
+    more than the teacher has, None for teachers without absolute position embeddings."""
     positions = prepared.position_embeddings
-    if len(positions) < config.max_positions:
-        # A teacher with fewer positions than the student needs: pad with fresh rows.
+    if positions is not None and len(positions) < config.max_positions:
         extra = torch.randn(config.max_positions - len(positions), positions.shape[1]) * 0.02
         positions = torch.cat([positions, extra])
     return prepared.word_embeddings, positions
@@ -304,11 +327,7 @@ def measure_student_and_teacher(
     cfg: RunConfig, prepared: PreparedTask, student: DerivedStudent
 ) -> dict[str, float]:
     """Student and teacher timed in this process, interleaved, batch 1 and 32."""
-    teacher, _ = load_teacher(
-        prepared.teacher_path,
-        num_labels=prepared.task.num_labels,
-        is_regression=prepared.task.is_regression,
-    )
+    teacher = load_teacher(prepared.teacher_dir, task=prepared.task, fine_tuned=True)
     seq_len = cfg.run.latency_seq_length
     latency = compare_latency(
         {"student": (student, "student"), "teacher": (teacher, "teacher")},

@@ -1,0 +1,326 @@
+"""Teacher knowledge, computed once and cached: fine-tuned teacher, probes, per-layer probe logits.
+
+A cache entry is a folder keyed by teacher, task, data fingerprints, sequence length and every
+setting that changes the result. It holds the fine-tuned teacher (an ordinary HF folder), the
+probes and embedding tables (safetensors), and per split one Parquet file of teacher logits
+and probe logits, row i belonging to example i of the tokenised split. Entries are written under
+a temporary name and renamed when complete, so a reader never sees half an entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from safetensors.torch import load_file, save_file
+
+from orchestrator.config import TeacherSection
+from orchestrator.probes import pool_layer_features, probe_logits, train_probes
+from orchestrator.progress import EpochCallback, EpochReport, progress_bar
+from orchestrator.tasks import TaskSpec
+from orchestrator.teacher import (
+    TEACHER_COLUMNS,
+    FineTuneSettings,
+    check_teacher_fits,
+    count_teacher_forwards,
+    embedding_tables,
+    fine_tune,
+    load_teacher,
+    teacher_forward,
+)
+
+CACHE_FORMAT = 1
+__all__ = ["count_teacher_forwards", "prepare_teacher_knowledge", "TeacherKnowledge"]
+
+
+@dataclass
+class SplitKnowledge:
+    logits: torch.Tensor  # (N, C): the fine-tuned teacher's outputs
+    probe_logits: torch.Tensor  # (N, M + 1, C): column 0 = embedding-layer probe
+
+
+@dataclass
+class TeacherKnowledge:
+    entry: Path
+    teacher_dir: str  # an HF folder holding the fine-tuned teacher and its tokenizer
+    train: SplitKnowledge
+    dev: SplitKnowledge
+    num_parameters: int
+    word_embeddings: torch.Tensor
+    position_embeddings: torch.Tensor | None
+    cache_hit: bool
+    meta: dict = field(default_factory=dict)
+
+
+def _teacher_identity(reference: str) -> dict:
+    """A hub name identifies itself; a local folder also by its config and weight files, so
+    retraining a teacher in place invalidates the cache."""
+    path = Path(reference)
+    if not path.is_dir():
+        return {"hub": reference}
+    files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".safetensors", ".bin"))
+    stamp = [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in files]
+    return {"path": str(path.resolve()), "files": stamp}
+
+
+def cache_key(
+    reference: str,
+    *,
+    task: TaskSpec,
+    fingerprints: dict[str, str],
+    max_seq_length: int,
+    settings: TeacherSection,
+    seed: int,
+) -> str:
+    identity = {
+        "format": CACHE_FORMAT,
+        "teacher": _teacher_identity(reference),
+        "task": [task.name, list(task.label_names or []), task.is_regression, task.is_pair],
+        "data": fingerprints,
+        "max_seq_length": max_seq_length,
+        "settings": dataclasses.asdict(settings),
+        "seed": seed,
+    }
+    blob = json.dumps(identity, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def _trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop columns that are padding in every row (attention masks make it exact)."""
+    length = int(batch["attention_mask"].sum(1).max().clamp_min(1))
+    return {k: (v[:, :length] if k in TEACHER_COLUMNS else v) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def teacher_outputs(
+    model, columns: dict[str, torch.Tensor], *, batch_size: int = 64, progress: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One teacher pass over a split: logits (N, C) and pooled layer features (N, M + 1, H)."""
+    model.eval()
+    logits, features = [], []
+    starts = range(0, len(columns["input_ids"]), batch_size)
+    for start in progress_bar(starts, desc="teacher pass", total=len(starts), enabled=progress):
+        batch = _trim({k: columns[k][start : start + batch_size] for k in TEACHER_COLUMNS})
+        output = teacher_forward(model, batch, output_hidden_states=True)
+        logits.append(output.logits.float())
+        features.append(pool_layer_features(output.hidden_states, batch["attention_mask"]))
+    return torch.cat(logits), torch.cat(features)
+
+
+def _write_split(path: Path, knowledge: SplitKnowledge, key: str) -> None:
+    n, layers, labels = knowledge.probe_logits.shape
+    table = pa.table(
+        {
+            "logits": pa.FixedSizeListArray.from_arrays(
+                pa.array(knowledge.logits.numpy().reshape(-1)), labels
+            ),
+            "probe_logits": pa.FixedSizeListArray.from_arrays(
+                pa.array(knowledge.probe_logits.numpy().reshape(-1)), layers * labels
+            ),
+        },
+        metadata={"adabert": json.dumps({"key": key, "rows": n, "layers": layers})},
+    )
+    pq.write_table(table, path)
+
+
+def _read_split(path: Path) -> SplitKnowledge:
+    table = pq.read_table(path)
+    meta = json.loads(table.schema.metadata[b"adabert"])
+    n, layers = meta["rows"], meta["layers"]
+
+    def column(name: str) -> torch.Tensor:
+        flat = table.column(name).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return torch.from_numpy(flat.copy())
+
+    logits = column("logits").reshape(n, -1)
+    return SplitKnowledge(logits, column("probe_logits").reshape(n, layers, logits.shape[1]))
+
+
+def _read_entry(entry: Path) -> TeacherKnowledge:
+    meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+    tables = load_file(str(entry / "embeddings.safetensors"))
+    teacher_dir = entry / "teacher" if meta["teacher_saved"] else Path(meta["teacher_reference"])
+    return TeacherKnowledge(
+        entry=entry,
+        teacher_dir=str(teacher_dir),
+        train=_read_split(entry / "train.parquet"),
+        dev=_read_split(entry / "dev.parquet"),
+        num_parameters=int(meta["num_parameters"]),
+        word_embeddings=tables["word"],
+        position_embeddings=tables.get("position"),
+        cache_hit=True,
+        meta=meta,
+    )
+
+
+def _evaluator(model, dev_columns, task: TaskSpec):
+    from orchestrator.evaluation import logits_to_predictions
+    from orchestrator.metrics import compute_metrics
+
+    def evaluate() -> dict[str, float]:
+        logits, _ = teacher_outputs(model, dev_columns)
+        predictions = logits_to_predictions(task, logits.numpy())
+        metrics = compute_metrics(task, predictions, dev_columns["labels"].numpy())
+        return {f"teacher/{name}": value for name, value in metrics.items()}
+
+    return evaluate
+
+
+def compute_knowledge(
+    reference: str,
+    tokenizer,
+    *,
+    task: TaskSpec,
+    train_columns: dict[str, torch.Tensor],
+    dev_columns: dict[str, torch.Tensor],
+    max_seq_length: int,
+    settings: TeacherSection,
+    seed: int,
+    staging: Path,
+    on_progress: EpochCallback | None = None,
+    progress: bool = True,
+) -> dict:
+    """Cache miss: fine-tune (unless already fine-tuned), train probes, write the entry files."""
+    torch.manual_seed(seed)
+    model = load_teacher(reference, task=task, fine_tuned=settings.fine_tuned)
+    check_teacher_fits(model, tokenizer, reference=reference, max_seq_length=max_seq_length)
+    if not settings.fine_tuned and settings.epochs > 0:
+        fine_tune(
+            model,
+            {**{k: train_columns[k] for k in TEACHER_COLUMNS}, "labels": train_columns["labels"]},
+            is_regression=task.is_regression,
+            settings=FineTuneSettings(
+                settings.epochs,
+                settings.learning_rate,
+                settings.batch_size,
+                settings.warmup_ratio,
+                settings.weight_decay,
+                seed,
+            ),
+            evaluate=_evaluator(model, dev_columns, task),
+            on_progress=on_progress,
+            progress=progress,
+        )
+        model.save_pretrained(staging / "teacher")
+        tokenizer.save_pretrained(staging / "teacher")
+    train_logits, train_features = teacher_outputs(model, train_columns, progress=progress)
+    dev_logits, dev_features = teacher_outputs(model, dev_columns, progress=progress)
+    probes = train_probes(
+        train_features,
+        train_columns["labels"],
+        num_labels=task.num_labels,
+        is_regression=task.is_regression,
+        epochs=settings.probe_epochs,
+        learning_rate=settings.probe_learning_rate,
+        seed=seed,
+    )
+    train = SplitKnowledge(train_logits, probe_logits(probes, train_features))
+    dev = SplitKnowledge(dev_logits, probe_logits(probes, dev_features))
+    if on_progress is not None:
+        on_progress(EpochReport("probes", 1, 1, _probe_metrics(task, dev, dev_columns["labels"])))
+    word, position = embedding_tables(model)
+    tables = {"word": word} | ({"position": position} if position is not None else {})
+    save_file(
+        {k: v.contiguous() for k, v in tables.items()}, str(staging / "embeddings.safetensors")
+    )
+    save_file(
+        {k: v.detach().contiguous() for k, v in probes.state_dict().items()},
+        str(staging / "probes.safetensors"),
+    )
+    for name, split in (("train", train), ("dev", dev)):
+        _write_split(staging / f"{name}.parquet", split, staging.name)
+    return {
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "num_layers": int(train.probe_logits.shape[1] - 1),
+        "teacher_saved": (staging / "teacher").is_dir(),
+        "probe_metrics": _probe_metrics(task, dev, dev_columns["labels"]),
+    }
+
+
+def _probe_metrics(task: TaskSpec, dev: SplitKnowledge, labels: torch.Tensor) -> dict[str, float]:
+    """Dev score of every teacher layer's probe: shows which layers hold task knowledge."""
+    from orchestrator.evaluation import logits_to_predictions
+    from orchestrator.metrics import compute_metrics
+
+    scores = {}
+    for layer in range(dev.probe_logits.shape[1]):
+        predictions = logits_to_predictions(task, dev.probe_logits[:, layer].numpy())
+        value = compute_metrics(task, predictions, labels.numpy())[task.primary_metric]
+        scores[f"probe/layer{layer}_{task.primary_metric}"] = float(value)
+    return scores
+
+
+def prepare_teacher_knowledge(
+    reference: str,
+    tokenizer,
+    *,
+    task: TaskSpec,
+    train_columns: dict[str, torch.Tensor],
+    dev_columns: dict[str, torch.Tensor],
+    fingerprints: dict[str, str],
+    max_seq_length: int,
+    settings: TeacherSection,
+    cache_root: Path,
+    seed: int,
+    on_progress: EpochCallback | None = None,
+    progress: bool = True,
+) -> TeacherKnowledge:
+    """Read the cache entry for this key, or compute and write it first."""
+    key = cache_key(
+        reference,
+        task=task,
+        fingerprints=fingerprints,
+        max_seq_length=max_seq_length,
+        settings=settings,
+        seed=seed,
+    )
+    entry = Path(cache_root).resolve() / f"{task.name}-{key}"
+    if (entry / "meta.json").is_file():
+        return _read_entry(entry)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    staging = entry.with_name(f"{entry.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
+    staging.mkdir()
+    try:
+        started = time.perf_counter()
+        meta = compute_knowledge(
+            reference,
+            tokenizer,
+            task=task,
+            train_columns=train_columns,
+            dev_columns=dev_columns,
+            max_seq_length=max_seq_length,
+            settings=settings,
+            seed=seed,
+            staging=staging,
+            on_progress=on_progress,
+            progress=progress,
+        )
+        meta |= {
+            "key": key,
+            "teacher_reference": reference,
+            "task": task.name,
+            "fingerprints": fingerprints,
+            "max_seq_length": max_seq_length,
+            "seconds": time.perf_counter() - started,
+        }
+        (staging / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        try:
+            os.rename(staging, entry)
+        except OSError:
+            # Another process finished the same entry first; its copy is as good as ours.
+            if not (entry / "meta.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    knowledge = _read_entry(entry)
+    knowledge.cache_hit = False
+    return knowledge

@@ -1,0 +1,210 @@
+"""`adabert run` end to end on generated data and a tiny teacher: run folder, cache, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from orchestrator.cli import main
+from orchestrator.run_folder import INCOMPLETE_SUFFIX, load_student
+
+TINY = [
+    "data.max_seq_length=16",
+    "data.batch_size=16",
+    "teacher.epochs=1",
+    "teacher.batch_size=16",
+    "teacher.probe_epochs=1",
+    "supernet.hidden_size=16",
+    "supernet.max_cells=2",
+    "search.epochs=2",
+    "retrain.epochs=1",
+    "run.latency_seq_length=16",
+    "run.latency_repeats=1",
+    "run.progress_bar=false",
+]
+
+
+def run_args(tmp_path: Path, teacher: Path, data_dir: Path, task: str = "sst2", extra=()):
+    folder = {"sst2": "SST-2", "mrpc": "MRPC"}[task]
+    return [
+        "run",
+        "--task",
+        task,
+        "--teacher",
+        str(teacher),
+        "--data-dir",
+        str(data_dir / folder),
+        *[item for pair in (("--set", s) for s in TINY) for item in pair],
+        "--set",
+        f'run.output_dir="{tmp_path / "runs"}"',
+        "--set",
+        f'run.cache_dir="{tmp_path / "cache"}"',
+        *extra,
+    ]
+
+
+def complete_runs(tmp_path: Path) -> list[Path]:
+    root = tmp_path / "runs"
+    if not root.exists():
+        return []
+    return [p for p in root.iterdir() if not p.name.endswith(INCOMPLETE_SUFFIX)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["sst2", "mrpc"])
+def test_run_writes_complete_folder_and_student_round_trips(
+    tmp_path, tiny_teacher_dir, demo_data_dir, task, capsys
+):
+    assert main(run_args(tmp_path, tiny_teacher_dir, demo_data_dir, task)) == 0
+    (folder,) = complete_runs(tmp_path)
+    names = {p.name for p in folder.iterdir()}
+    assert {"config.json", "genotype.json", "student.safetensors", "metrics.json"} <= names
+    record = json.loads((folder / "metrics.json").read_text())
+    metrics = record["metrics"]
+    for key in (
+        "dev/accuracy",
+        "teacher/accuracy",
+        "student/params",
+        "student/flops",
+        "latency/student_b1_ms",
+        "latency/teacher_b32_ms",
+        "speedup/b1",
+        "speedup/b32",
+    ):
+        assert key in metrics, key
+    assert {"data", "teacher", "search", "retrain", "latency"} <= set(record["phase_seconds"])
+    config = json.loads((folder / "config.json").read_text())
+    assert config["search"]["epochs"] == 2 and config["task"]["name"] == task
+
+    student = load_student(folder)
+    assert student.num_parameters() == metrics["student/params"]
+    ids = torch.randint(5, 30, (3, 16))
+    mask = torch.ones_like(ids)
+    first = student(ids, mask, ids, mask)
+    second = load_student(folder)(ids, mask, ids, mask)
+    assert torch.equal(first, second)
+    assert "run folder:" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_second_run_is_a_cache_hit_with_zero_teacher_forward_passes(
+    tmp_path, tiny_teacher_dir, demo_data_dir, monkeypatch
+):
+    from orchestrator import knowledge
+
+    assert main(run_args(tmp_path, tiny_teacher_dir, demo_data_dir)) == 0
+    calls = []
+    original = knowledge.compute_knowledge
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(knowledge, "compute_knowledge", counting)
+    from orchestrator.config import load_config
+    from orchestrator.pipeline import prepare_task
+
+    cfg = load_config(
+        None,
+        [
+            *TINY,
+            'task.name="sst2"',
+            f'task.data_dir="{demo_data_dir / "SST-2"}"',
+            f'teacher.name_or_path="{tiny_teacher_dir}"',
+            f'run.cache_dir="{tmp_path / "cache"}"',
+        ],
+    )
+    with knowledge.count_teacher_forwards() as counter:
+        prepared = prepare_task(cfg)
+    assert prepared.cache_hit
+    assert counter.count == 0
+    assert calls == []
+
+
+def test_unknown_task_exits_2_without_a_run_folder(tmp_path, tiny_teacher_dir, capsys):
+    args = ["run", "--task", "nope", "--teacher", str(tiny_teacher_dir)]
+    args += ["--set", f'run.output_dir="{tmp_path / "runs"}"']
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "nope" in err and "\n" not in err
+    assert complete_runs(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("search.epochs=0", "search.epochs"),
+        ("search.nonsense=1", "nonsense"),
+        ("supernet.max_cells=0", "max_cells"),
+        ("loss.efficiency_weight=-1", "efficiency_weight"),
+        ("bogus.key=1", "bogus"),
+        ("search.epochs=fast", "search.epochs"),
+    ],
+)
+def test_invalid_config_exits_2(
+    tmp_path, tiny_teacher_dir, demo_data_dir, override, needle, capsys
+):
+    args = run_args(tmp_path, tiny_teacher_dir, demo_data_dir, extra=("--set", override))
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and needle in err and "\n" not in err
+    assert complete_runs(tmp_path) == []
+
+
+def test_missing_data_file_exits_2(tmp_path, tiny_teacher_dir, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["run", "--task", "sst2", "--teacher", str(tiny_teacher_dir), "--data-dir", str(empty)]
+    args += ["--set", f'run.output_dir="{tmp_path / "runs"}"']
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert complete_runs(tmp_path) == []
+
+
+def test_teacher_with_wrong_label_count_exits_2(tmp_path, tiny_teacher_dir, demo_data_dir, capsys):
+    from transformers import AutoModelForSequenceClassification
+
+    wrong = tmp_path / "three-label-teacher"
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_teacher_dir, num_labels=3, ignore_mismatched_sizes=True
+    )
+    model.save_pretrained(wrong)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (tiny_teacher_dir / name).exists():
+            (wrong / name).write_bytes((tiny_teacher_dir / name).read_bytes())
+    args = run_args(tmp_path, wrong, demo_data_dir, extra=("--set", "teacher.fine_tuned=true"))
+    capsys.readouterr()  # drop the load report of building the wrong teacher above
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "label" in err
+    assert complete_runs(tmp_path) == []
+
+
+def test_failed_write_leaves_no_complete_folder(tmp_path, monkeypatch):
+    from orchestrator import run_folder
+    from orchestrator.config import RunConfig
+    from searchspace import DerivedStudent, Edge, Genotype, SupernetConfig
+
+    config = SupernetConfig(vocab_size=20, max_positions=8, hidden_size=8, max_cells=1)
+    genotype = Genotype((Edge(2, 0, "identity"),), 1, 3)
+    student = DerivedStudent(config, genotype)
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(run_folder, "save_file", broken)
+    with pytest.raises(OSError):
+        run_folder.write_run_folder(
+            RunConfig(),
+            genotype=genotype,
+            student=student,
+            metrics={},
+            phase_seconds={},
+            history={},
+            root=tmp_path,
+        )
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,219 @@
+"""Task registry (names, columns, label sets, metrics) and the metric functions on known values."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from orchestrator.errors import UserInputError
+from orchestrator.metrics import compute_metrics, primary_metric
+from orchestrator.tasks import GLUE_TASKS, custom_task, get_task
+
+# --- registry --------------------------------------------------------------------------------
+
+
+def test_registry_holds_the_nine_glue_tasks_with_hf_columns():
+    columns = {name: (task.text_a, task.text_b) for name, task in GLUE_TASKS.items()}
+    assert columns == {
+        "cola": ("sentence", None),
+        "sst2": ("sentence", None),
+        "mrpc": ("sentence1", "sentence2"),
+        "stsb": ("sentence1", "sentence2"),
+        "qqp": ("question1", "question2"),
+        "mnli": ("premise", "hypothesis"),
+        "qnli": ("question", "sentence"),
+        "rte": ("sentence1", "sentence2"),
+        "wnli": ("sentence1", "sentence2"),
+    }
+    for task in GLUE_TASKS.values():
+        assert task.hub_path == "nyu-mll/glue" and task.hub_config == task.name
+
+
+@pytest.mark.parametrize(
+    ("name", "labels", "metrics", "folder"),
+    [
+        ("sst2", ("negative", "positive"), ("accuracy",), "SST-2"),
+        ("mrpc", ("not_equivalent", "equivalent"), ("f1", "accuracy"), "MRPC"),
+        ("rte", ("entailment", "not_entailment"), ("accuracy",), "RTE"),
+        ("cola", ("unacceptable", "acceptable"), ("matthews_correlation",), "CoLA"),
+        ("stsb", None, ("pearson", "spearmanr"), "STS-B"),
+        ("qnli", ("entailment", "not_entailment"), ("accuracy",), "QNLI"),
+        ("qqp", ("not_duplicate", "duplicate"), ("f1", "accuracy"), "QQP"),
+        ("mnli", ("entailment", "neutral", "contradiction"), ("accuracy",), "MNLI"),
+        ("wnli", ("not_entailment", "entailment"), ("accuracy",), "WNLI"),
+    ],
+)
+def test_label_names_metrics_and_glue_folder(name, labels, metrics, folder):
+    task = get_task(name)
+    assert task.label_names == labels
+    assert task.metrics == metrics
+    assert task.primary_metric == metrics[0] == primary_metric(task)
+    assert task.glue is not None and task.glue.folder == folder
+    assert task.is_regression == (labels is None)
+    assert task.num_labels == (1 if labels is None else len(labels))
+
+
+def test_properties_and_split_names():
+    assert get_task("sst2").is_pair is False
+    assert get_task("mrpc").is_pair is True
+    assert get_task("mnli").validation_split == "validation_matched"
+    assert get_task("mnli").glue.dev_file == "dev_matched.tsv"
+    assert get_task("rte").validation_split == "validation"
+    assert get_task("rte").glue.raw_labels == ("entailment", "not_entailment")
+    assert get_task("wnli").glue.raw_labels == ("0", "1")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        get_task("sst2").name = "other"
+
+
+@pytest.mark.parametrize("alias", ["SST-2", "sst-2", "Sst2", " sst2 ", "sst_2"])
+def test_get_task_accepts_glue_spellings(alias):
+    assert get_task(alias) is GLUE_TASKS["sst2"]
+
+
+def test_get_task_accepts_sts_b():
+    assert get_task("sts-b") is get_task("STS-B") is GLUE_TASKS["stsb"]
+
+
+def test_unknown_task_is_a_one_line_user_error_listing_known_tasks():
+    with pytest.raises(UserInputError) as caught:
+        get_task("imdb")
+    message = str(caught.value)
+    assert "'imdb'" in message and "sst2" in message and "mnli" in message
+    assert "\n" not in message
+    assert isinstance(caught.value, ValueError)
+
+
+# --- custom tasks ----------------------------------------------------------------------------
+
+
+def test_custom_classification_task():
+    task = custom_task("reviews", text_a="body", labels=["neg", "pos"])
+    assert (task.text_a, task.text_b, task.label_names) == ("body", None, ("neg", "pos"))
+    assert task.metrics == ("accuracy",) and task.num_labels == 2 and task.hub_path is None
+    pair = custom_task("para", text_a="s1", text_b="s2", labels=["no", "yes"], metric="f1")
+    assert pair.is_pair and pair.metrics == ("f1", "accuracy")
+    assert custom_task("c", text_a="t", labels=["a", "b"], metric="matthews_correlation").metrics
+    assert custom_task("n", text_a="t", labels=[0, 1]).label_names == ("0", "1")
+
+
+def test_custom_regression_defaults_to_pearson_when_metric_is_the_accuracy_default():
+    task = custom_task("score", text_a="t")
+    assert task.is_regression and task.metrics == ("pearson", "spearmanr")
+    assert custom_task("s", text_a="t", metric="spearmanr").metrics == ("spearmanr", "pearson")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"metric": "f1"}, "'f1' needs class labels"),
+        ({"labels": ["a", "b"], "metric": "pearson"}, "'pearson' is for regression"),
+        ({"labels": ["a", "b"], "metric": "bleu"}, "unknown metric 'bleu'"),
+        ({"labels": ["a", "a"]}, "two distinct labels"),
+        ({"labels": ["a"]}, "two distinct labels"),
+        ({"text_a": " "}, "non-empty"),
+    ],
+)
+def test_custom_task_rejects_bad_settings(kwargs, fragment):
+    arguments = {"text_a": "t"} | kwargs
+    with pytest.raises(UserInputError) as caught:
+        custom_task("mine", **arguments)
+    assert fragment in str(caught.value) and "\n" not in str(caught.value)
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def test_f1_and_accuracy_by_hand():
+    # labels 1 1 1 0 0 0, predictions 1 1 0 1 0 0: TP=2, FN=1, FP=1, TN=2.
+    # precision = 2/3, recall = 2/3, F1 = 2PR/(P+R) = 2/3; accuracy = (2+2)/6 = 2/3.
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    predictions = np.array([1, 1, 0, 1, 0, 0])
+    result = compute_metrics(get_task("mrpc"), predictions, labels)
+    assert list(result) == ["f1", "accuracy"]
+    assert result["f1"] == pytest.approx(2 / 3)
+    assert result["accuracy"] == pytest.approx(4 / 6)
+
+
+def test_f1_is_of_the_positive_class_and_zero_without_positive_predictions():
+    # labels 1 1 0 0, predictions 0 0 0 0: no true positives -> F1 0 (no warning), accuracy 1/2.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = compute_metrics(get_task("qqp"), np.zeros(4, int), np.array([1, 1, 0, 0]))
+    assert result == {"f1": 0.0, "accuracy": 0.5}
+
+
+def test_matthews_by_hand():
+    # TP=3, FN=2, FP=1, TN=2: MCC = (TP*TN - FP*FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN))
+    #                             = (6 - 2) / sqrt(4 * 5 * 3 * 4) = 4 / sqrt(240).
+    labels = np.array([1, 1, 1, 1, 1, 0, 0, 0])
+    predictions = np.array([1, 1, 1, 0, 0, 1, 0, 0])
+    result = compute_metrics(get_task("cola"), predictions, labels)
+    assert result == {"matthews_correlation": pytest.approx(4 / math.sqrt(240))}
+
+
+def test_matthews_of_a_constant_predictor_is_zero_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = compute_metrics(get_task("cola"), np.ones(4, int), np.array([0, 1, 0, 1]))
+    assert result == {"matthews_correlation": 0.0}
+
+
+def test_pearson_and_spearman_by_hand():
+    # x = 1 2 3 4, y = 2 4 5 9: deviations (-1.5 -.5 .5 1.5) and (-3 -1 0 4); sum of products
+    # 11, sums of squares 5 and 26: r = 11 / sqrt(130). y rises with x: Spearman 1.
+    predictions = np.array([1.0, 2.0, 3.0, 4.0])
+    labels = np.array([2.0, 4.0, 5.0, 9.0])
+    result = compute_metrics(get_task("stsb"), predictions, labels)
+    assert list(result) == ["pearson", "spearmanr"]
+    assert result["pearson"] == pytest.approx(11 / math.sqrt(130))
+    assert result["spearmanr"] == pytest.approx(1.0)
+
+
+def test_spearman_by_rank_formula():
+    # ranks of y = 1 3 2 5 4 against 1 2 3 4 5: d = 0 -1 1 -1 1, sum d^2 = 4,
+    # rho = 1 - 6 * 4 / (5 * (25 - 1)) = 0.8.
+    predictions = np.arange(1.0, 6.0)
+    labels = np.array([1.0, 3.5, 2.0, 50.0, 40.0])
+    assert compute_metrics(get_task("stsb"), predictions, labels)["spearmanr"] == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize(
+    ("predictions", "labels"),
+    [([2.0, 2.0, 2.0], [1.0, 2.0, 3.0]), ([1.0, 2.0, 3.0], [4.0, 4.0, 4.0]), ([1.0], [2.0])],
+)
+def test_correlations_of_constant_inputs_are_zero_without_warnings(predictions, labels):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = compute_metrics(get_task("stsb"), np.array(predictions), np.array(labels))
+    assert result == {"pearson": 0.0, "spearmanr": 0.0}
+
+
+def test_multiclass_accuracy_and_macro_f1():
+    labels = np.array([0, 1, 2, 2])
+    predictions = np.array([0, 2, 2, 2])
+    assert compute_metrics(get_task("mnli"), predictions, labels) == {"accuracy": 0.75}
+    # per class F1: class 0 = 1, class 1 = 0 (never predicted), class 2: P = 2/3, R = 1 -> 0.8.
+    task = custom_task("three", text_a="t", labels=["a", "b", "c"], metric="f1")
+    assert compute_metrics(task, predictions, labels)["f1"] == pytest.approx(1.8 / 3)
+
+
+def test_metric_values_are_python_floats():
+    result = compute_metrics(get_task("mrpc"), np.array([1, 0]), np.array([1, 0]))
+    assert all(type(value) is float for value in result.values())
+
+
+@pytest.mark.parametrize(
+    ("predictions", "labels", "fragment"),
+    [
+        (np.zeros((3, 2)), np.zeros(3), "1-D"),
+        (np.zeros(3), np.zeros(4), "as many predictions"),
+        (np.zeros(0), np.zeros(0), "as many predictions"),
+    ],
+)
+def test_compute_metrics_rejects_bad_shapes(predictions, labels, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        compute_metrics(get_task("sst2"), predictions, labels)
