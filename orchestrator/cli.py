@@ -30,6 +30,7 @@ def _add_run(subparsers) -> None:
 def _run_command(args: argparse.Namespace) -> int:
     from orchestrator.config import load_config
     from orchestrator.pipeline import prepare_task, run_trial
+    from orchestrator.progress import console_reporter
     from orchestrator.run_folder import write_run_folder
 
     overrides = [
@@ -39,8 +40,9 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.data_dir:
         overrides.append(f"task.data_dir={json.dumps(args.data_dir)}")
     cfg = load_config(args.config, overrides + list(args.set))
-    prepared = prepare_task(cfg)
-    result = run_trial(cfg, prepared)
+    reporter = console_reporter()
+    prepared = prepare_task(cfg, on_progress=reporter)
+    result = run_trial(cfg, prepared, on_epoch=reporter)
     folder = write_run_folder(
         cfg,
         genotype=result.genotype,

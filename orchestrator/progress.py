@@ -34,3 +34,35 @@ def progress_bar(items: Iterable[T], *, desc: str, total: int | None, enabled: b
     from tqdm.auto import tqdm
 
     yield from tqdm(items, desc=desc, total=total, leave=False, dynamic_ncols=True)
+
+
+# Keys worth a place on the one-line epoch summary, in this order, when a report has them.
+_CONSOLE_KEYS = (
+    "teacher/train_loss",
+    "train/loss_total",
+    "train/loss_ce",
+    "train/loss_kd",
+    "train/loss_efficiency",
+    "retrain/loss_total",
+    "arch/entropy",
+    "arch/temperature",
+)
+
+
+def console_reporter(stream=None) -> EpochCallback:
+    """An EpochCallback printing one line per epoch: losses, dev metrics and the genotype."""
+
+    def report(event: EpochReport) -> None:
+        out = stream or sys.stderr
+        parts = [f"[{event.phase} {event.epoch}/{event.num_epochs}]"]
+        for key in _CONSOLE_KEYS:
+            if key in event.metrics:
+                parts.append(f"{key.split('/')[-1]} {event.metrics[key]:.4g}")
+        for key, value in event.metrics.items():
+            if key.startswith(("dev/", "teacher/")) and key != "teacher/train_loss":
+                parts.append(f"{key} {value:.4f}")
+        if event.genotype is not None:
+            parts.append(f"| {event.genotype.summary()}")
+        print(" ".join(parts), file=out, flush=True)
+
+    return report

@@ -257,7 +257,7 @@ def fine_tune(
         metrics = {"teacher/train_loss": sum(losses) / max(1, len(losses))}
         if evaluate is not None:
             metrics.update(evaluate())
-        metrics["teacher/seconds"] = time.perf_counter() - started
+        metrics["time/teacher_seconds"] = time.perf_counter() - started
         if on_progress is not None:
             total_epochs = math.ceil(total_steps / per_epoch)
             on_progress(EpochReport("teacher", epoch, total_epochs, metrics))

@@ -208,3 +208,47 @@ def test_failed_write_leaves_no_complete_folder(tmp_path, monkeypatch):
             root=tmp_path,
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and err.endswith(lines[0]), err
+    return lines[0]
+
+
+def test_tokenizer_bigger_than_teacher_embedding_exits_2(
+    tmp_path, tiny_teacher_dir, demo_data_dir, capsys
+):
+    from transformers import AutoTokenizer, BertTokenizer
+
+    mismatched = tmp_path / "mismatched-teacher"
+    mismatched.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (mismatched / name).write_bytes((tiny_teacher_dir / name).read_bytes())
+    vocab = AutoTokenizer.from_pretrained(tiny_teacher_dir).get_vocab()
+    vocab.update({f"extra{i}": len(vocab) + i for i in range(50)})
+    BertTokenizer(vocab=vocab).save_pretrained(mismatched)
+    assert main(run_args(tmp_path, mismatched, demo_data_dir)) == 2
+    line = _one_error_line(capsys)
+    assert "tokenizer" in line and "embedding" in line
+    assert complete_runs(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ("text\tlabel\nsome words\t1\n", "sentence"),  # the text column is missing
+        ("sentence\tlabel\nsome words\t7\n", "7"),  # a label outside {0, 1}
+        ("sentence\tlabel\n", "no data rows"),  # a header and no rows
+    ],
+)
+def test_malformed_data_exits_2(tmp_path, tiny_teacher_dir, demo_data_dir, content, needle, capsys):
+    folder = tmp_path / "data" / "SST-2"
+    folder.mkdir(parents=True)
+    (folder / "train.tsv").write_text(content, encoding="utf-8")
+    (folder / "dev.tsv").write_bytes((demo_data_dir / "SST-2" / "dev.tsv").read_bytes())
+    assert main(run_args(tmp_path, tiny_teacher_dir, tmp_path / "data")) == 2
+    line = _one_error_line(capsys)
+    assert needle in line.lower(), line
+    assert complete_runs(tmp_path) == []
