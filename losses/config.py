@@ -31,9 +31,8 @@ class LossConfig:
     # meets the last teacher layer); "floor": m * floor(M / (k + 1)) ([A-ET]); "kmax":
     # floor(M * m / K_max), independent of the sampled k ([A-PT]).
     layer_mapping: str = "ceil"
-    # Per-op cost normalisation in E: "max" divides params and FLOPs by the dearest op's (the
-    # notes' recommendation for the [R] formula); "softmax" is [A-PT]'s
-    # 0.5 * (softmax(params / 1e5) + softmax(FLOPs / 1e7)).
+    # Per-op cost normalisation in E (see losses/efficiency.py): "max" ([R] formula as the notes
+    # read it), "softmax" (a cost vector summing to 1, the form of [A-ET]'s), "pt" ([A-PT]).
     efficiency_normalizer: str = "max"
     # "mean" over the edges keeps E in [0, 1] ([A-ET], [A-PT]); "sum" is the [R] formula's Σ.
     edge_reduction: str = "mean"
@@ -50,7 +49,7 @@ class LossConfig:
             raise ValueError(f"final_kd_share must be in [0, 1], got {self.final_kd_share!r}")
         _one_of("layer_weighting", self.layer_weighting, ("attentive", "uniform"))
         _one_of("layer_mapping", self.layer_mapping, ("ceil", "floor", "kmax"))
-        _one_of("efficiency_normalizer", self.efficiency_normalizer, ("max", "softmax"))
+        _one_of("efficiency_normalizer", self.efficiency_normalizer, ("max", "softmax", "pt"))
         _one_of("edge_reduction", self.edge_reduction, ("mean", "sum"))
 
     def to_dict(self) -> dict:

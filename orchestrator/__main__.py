@@ -1,7 +1,8 @@
-"""``python -m orchestrator`` is the ``adabert`` command."""
+"""``python -m orchestrator`` is the ``adabert`` command (used by Ray jobs on a cluster)."""
 
 import sys
 
 from orchestrator.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
+from cluster import submit
+from orchestrator import sweep_cli
 from orchestrator.errors import UserInputError
 
 
@@ -29,7 +32,7 @@ def _add_run(subparsers) -> None:
 
 def _run_command(args: argparse.Namespace) -> int:
     from orchestrator.config import load_config
-    from orchestrator.pipeline import prepare_task, run_trial
+    from orchestrator.pipeline import measure_latency, prepare_task, run_trial
     from orchestrator.progress import console_reporter
     from orchestrator.run_folder import write_run_folder
 
@@ -43,6 +46,10 @@ def _run_command(args: argparse.Namespace) -> int:
     reporter = console_reporter()
     prepared = prepare_task(cfg, on_progress=reporter)
     result = run_trial(cfg, prepared, on_epoch=reporter)
+    if cfg.run.measure_latency:
+        started = time.perf_counter()
+        result.metrics |= measure_latency(cfg, prepared, result.student, with_teacher=True)
+        result.phase_seconds["latency"] = time.perf_counter() - started
     folder = write_run_folder(
         cfg,
         genotype=result.genotype,
@@ -68,18 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adabert", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_run(subparsers)
-    try:
-        from orchestrator import sweep_cli
-    except ImportError:  # the sweep layer is optional for single-task use
-        sweep_cli = None
-    if sweep_cli is not None:
-        sweep_cli.register(subparsers)
-    try:
-        from cluster import submit
-    except ImportError:
-        submit = None
-    if submit is not None:
-        submit.register(subparsers)
+    sweep_cli.register(subparsers)
+    submit.register(subparsers)
     return parser
 
 

@@ -243,14 +243,16 @@ def build_config(data: dict[str, Any]) -> RunConfig:
     return RunConfig(**built)
 
 
-def parse_override(text: str) -> tuple[str, Any]:
+def parse_override(text: str, *, levels: tuple[int, ...] = (2,)) -> tuple[str, Any]:
     """``section.key=value``; the value is read as TOML (numbers, booleans, lists, strings) and
-    falls back to a bare string, so ``--set task.name=sst2`` needs no quotes."""
+    falls back to a bare string, so ``--set task.name=sst2`` needs no quotes. ``levels`` are the
+    allowed numbers of dotted parts in the key (sweep files also take ``base.section.key``)."""
     if "=" not in text:
         raise UserInputError(f"override must look like section.key=value, got {text!r}")
     key, raw = (part.strip() for part in text.split("=", 1))
-    if key.count(".") != 1:
-        raise UserInputError(f"override key must be section.key, got {key!r}")
+    if key.count(".") + 1 not in levels or not all(key.split(".")):
+        shape = " or ".join(".".join(["part"] * n) for n in levels)
+        raise UserInputError(f"override key must look like {shape}, got {key!r}")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

@@ -36,6 +36,7 @@ from orchestrator.teacher import (
     fine_tune,
     load_teacher,
     teacher_forward,
+    trim_padding,
 )
 
 CACHE_FORMAT = 1
@@ -94,12 +95,6 @@ def cache_key(
     return hashlib.sha256(blob).hexdigest()[:20]
 
 
-def _trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop columns that are padding in every row (attention masks make it exact)."""
-    length = int(batch["attention_mask"].sum(1).max().clamp_min(1))
-    return {k: (v[:, :length] if k in TEACHER_COLUMNS else v) for k, v in batch.items()}
-
-
 @torch.no_grad()
 def teacher_outputs(
     model, columns: dict[str, torch.Tensor], *, batch_size: int = 64, progress: bool = False
@@ -109,7 +104,7 @@ def teacher_outputs(
     logits, features = [], []
     starts = range(0, len(columns["input_ids"]), batch_size)
     for start in progress_bar(starts, desc="teacher pass", total=len(starts), enabled=progress):
-        batch = _trim({k: columns[k][start : start + batch_size] for k in TEACHER_COLUMNS})
+        batch = trim_padding({k: columns[k][start : start + batch_size] for k in TEACHER_COLUMNS})
         output = teacher_forward(model, batch, output_hidden_states=True)
         logits.append(output.logits.float())
         features.append(pool_layer_features(output.hidden_states, batch["attention_mask"]))

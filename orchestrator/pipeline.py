@@ -309,10 +309,6 @@ def run_trial(
     )
     if teacher_score:
         metrics["retention"] = metrics[prepared.primary_metric] / teacher_score
-    if cfg.run.measure_latency:
-        started = time.perf_counter()
-        metrics.update(measure_student_and_teacher(cfg, prepared, student))
-        phase_seconds["latency"] = time.perf_counter() - started
     return TrialResult(
         genotype=search.genotype,
         student=student,
@@ -323,21 +319,25 @@ def run_trial(
     )
 
 
-def measure_student_and_teacher(
-    cfg: RunConfig, prepared: PreparedTask, student: DerivedStudent
+def measure_latency(
+    cfg: RunConfig, prepared: PreparedTask, student: DerivedStudent, *, with_teacher: bool
 ) -> dict[str, float]:
-    """Student and teacher timed in this process, interleaved, batch 1 and 32."""
-    teacher = load_teacher(prepared.teacher_dir, task=prepared.task, fine_tuned=True)
-    seq_len = cfg.run.latency_seq_length
+    """CPU latency at batch 1 and 32 (``run.latency_seq_length`` tokens), interleaved in this
+    process; with the teacher also the speedups, so ratios come from one side-by-side run."""
+    models = {"student": (student, "student")}
+    if with_teacher:
+        teacher = load_teacher(prepared.teacher_dir, task=prepared.task, fine_tuned=True)
+        models["teacher"] = (teacher, "teacher")
     latency = compare_latency(
-        {"student": (student, "student"), "teacher": (teacher, "teacher")},
+        models,
         vocab_size=min(prepared.vocab_size, student.config.vocab_size),
-        seq_len=seq_len,
+        seq_len=cfg.run.latency_seq_length,
         repeats=cfg.run.latency_repeats,
     )
-    for batch_size in (1, 32):
-        latency[f"speedup/b{batch_size}"] = (
-            latency[f"latency/teacher_b{batch_size}_ms"]
-            / latency[f"latency/student_b{batch_size}_ms"]
-        )
+    if with_teacher:
+        for batch_size in (1, 32):
+            latency[f"speedup/b{batch_size}"] = (
+                latency[f"latency/teacher_b{batch_size}_ms"]
+                / latency[f"latency/student_b{batch_size}_ms"]
+            )
     return latency

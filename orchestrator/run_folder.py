@@ -22,6 +22,15 @@ def _write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def write_student_files(folder: Path, *, student: DerivedStudent, genotype: Genotype) -> None:
+    """The student alone: genotype.json, student_config.json and student.safetensors are all
+    ``load_student`` needs (no supernet, no teacher, no pickle)."""
+    (folder / "genotype.json").write_text(genotype.to_json() + "\n", encoding="utf-8")
+    _write_json(folder / "student_config.json", student.config.to_dict())
+    state = {k: v.contiguous() for k, v in student.state_dict().items()}
+    save_file(state, str(folder / "student.safetensors"))
+
+
 def run_name(cfg: RunConfig, genotype: Genotype) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return f"{cfg.task.name}-{stamp}-{genotype.hash}"
@@ -48,10 +57,7 @@ def write_run_folder(
     staging.mkdir()
     try:
         _write_json(staging / "config.json", cfg.to_dict())
-        (staging / "genotype.json").write_text(genotype.to_json() + "\n", encoding="utf-8")
-        _write_json(staging / "student_config.json", student.config.to_dict())
-        state = {k: v.contiguous() for k, v in student.state_dict().items()}
-        save_file(state, str(staging / "student.safetensors"))
+        write_student_files(staging, student=student, genotype=genotype)
         _write_json(
             staging / "metrics.json",
             {

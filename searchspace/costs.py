@@ -90,3 +90,10 @@ def expected_cost(
     params = embedding_params(config) + expected_depth * cell_params + expected_head
     flops = expected_depth * cell_flops + head_flops(config)
     return params, flops
+
+
+def genotype_cost(config: SupernetConfig, genotype, seq_len: int) -> OpCost:
+    """Exact parameters and FLOPs of the student a genotype describes, without building it."""
+    edges, depth = genotype.to_arch_weights(config)
+    params, flops = expected_cost(config, edges.double(), depth.double(), seq_len)
+    return OpCost(int(round(float(params))), int(round(float(flops))))

@@ -55,10 +55,10 @@ def test_op_cost_vector_max_from_hand_tensors():
     assert zero.tolist() == [0.0, 0.0]
 
 
-def test_op_cost_vector_softmax_normaliser():
+def test_op_cost_vector_pt_normaliser():
     config = SupernetConfig(hidden_size=H)
     params, flops = op_cost_table(config, L)
-    costs = op_cost_vector(params, flops, normalizer="softmax", primitives=config.primitives)
+    costs = op_cost_vector(params, flops, normalizer="pt", primitives=config.primitives)
     # [A-PT]: identity and zero get size = FLOPs = 1 before softmax(params/1e5), softmax(F/1e7).
     p = [float(x) for x in params]
     f = [float(x) for x in flops]
@@ -68,6 +68,18 @@ def test_op_cost_vector_softmax_normaliser():
     expected = [0.5 * (math.exp(a / 1e5) / zp + math.exp(b / 1e7) / zf) for a, b in zip(p, f)]
     assert costs.tolist() == pytest.approx(expected, rel=1e-9)
     assert costs.sum().item() == pytest.approx(1.0)
+
+
+def test_op_cost_vector_softmax_normaliser():
+    config = SupernetConfig(hidden_size=H)
+    params, flops = op_cost_table(config, L)
+    costs = op_cost_vector(params, flops, normalizer="softmax", primitives=config.primitives)
+    m = _hand_max_costs()
+    z = sum(math.exp(x) for x in m)
+    assert costs.tolist() == pytest.approx([math.exp(x) / z for x in m], rel=1e-12)
+    assert costs.sum().item() == pytest.approx(1.0)
+    # The dearest op (std conv 7, m = 1) costs e times the free ones (m = 0): bounded spread.
+    assert (costs[2] / costs[9]).item() == pytest.approx(math.e)
 
 
 def test_op_cost_vector_unknown_normaliser():

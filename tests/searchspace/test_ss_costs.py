@@ -207,3 +207,20 @@ def test_flop_counter_on_derived_student_equals_ours_minus_pooling():
         checked_pools = checked_pools or pooling > 0
         assert counted == student.flops(seq_len) - pooling, genotype.summary()
     assert checked_pools
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_genotype_cost_equals_the_built_student(seed):
+    from searchspace.costs import genotype_cost
+
+    config = SupernetConfig(vocab_size=60, max_positions=24, hidden_size=12, max_cells=4)
+    g = torch.Generator().manual_seed(seed)
+    genotype = derive_genotype(
+        torch.randn(config.num_edges, len(config.primitives), generator=g),
+        torch.randn(config.max_cells, generator=g),
+        config,
+    )
+    student = DerivedStudent(config, genotype)
+    cost = genotype_cost(config, genotype, seq_len=20)
+    assert cost.params == student.num_parameters()
+    assert cost.flops == student.flops(20)
