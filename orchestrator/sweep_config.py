@@ -1,0 +1,307 @@
+"""SweepConfig: what ``adabert sweep`` runs, read from TOML and validated before anything starts.
+
+A sweep file has four parts::
+
+    [sweep]                      # how: trials, concurrency, objectives, scheduler, stores
+    [base.<section>]             # a RunConfig shared by every task (teacher, data, search, ...)
+    [[tasks]]                    # one entry per task: TaskSection keys, or demo = "sentiment",
+                                 # plus overrides = ["data.max_train_samples=2000", ...]
+    [space]                      # the outer hyperparameters Optuna tunes, as dotted RunConfig keys
+    "loss.efficiency_weight" = { type = "float", low = 0.5, high = 8.0, log = true }
+
+``sweep.*``, ``base.<section>.*`` and ``space`` entries can be overridden with ``--set``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from orchestrator.config import RunConfig, build_config, merge_overrides, parse_override, read_toml
+from orchestrator.errors import UserInputError
+
+BUILTIN_CONFIGS = ("demo",)
+OBJECTIVES = ("params", "flops", "latency")
+SCHEDULERS = ("asha", "fifo")
+
+
+def _check(condition: bool, name: str, value: object, rule: str) -> None:
+    if not condition:
+        raise UserInputError(f"{name} must be {rule}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SweepSection:
+    name: str = "sweep"
+    root: str = "sweeps"  # the sweep folder is <root>/<name>
+    trials_per_task: int = 8
+    max_concurrent_trials: int = 2  # per task; tasks run side by side on the cluster
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    cpus_per_prepare: float = 1.0
+    # Besides the task metric (maximised): "" (single objective) or params/flops/latency
+    # (minimised), which makes the study multi-objective with a Pareto front per task.
+    second_objective: str = ""
+    scheduler: str = "asha"
+    grace_period: int = 2  # epochs (search + retrain) every trial gets before ASHA may stop it
+    reduction_factor: int = 2
+    seed: int = 0
+    enqueue_defaults: bool = True  # the first trial of every study runs the base config as is
+    address: str = ""  # "" starts a local Ray; "auto" or an address joins a cluster
+    object_store_mb: int = 256
+    dashboard: bool = False
+    tracking_uri: str = ""  # "" = sqlite file in the sweep folder
+    optuna_storage: str = ""  # "" = sqlite file in the sweep folder
+    register_best: bool = True
+    log_model: bool = True
+    demo_train_size: int = 400
+    demo_dev_size: int = 200
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name.strip()), "sweep.name", self.name, "non-empty")
+        _check(self.trials_per_task >= 1, "sweep.trials_per_task", self.trials_per_task, ">= 1")
+        _check(
+            self.max_concurrent_trials >= 1,
+            "sweep.max_concurrent_trials",
+            self.max_concurrent_trials,
+            ">= 1",
+        )
+        _check(self.cpus_per_trial > 0, "sweep.cpus_per_trial", self.cpus_per_trial, "> 0")
+        _check(self.gpus_per_trial >= 0, "sweep.gpus_per_trial", self.gpus_per_trial, ">= 0")
+        _check(self.cpus_per_prepare > 0, "sweep.cpus_per_prepare", self.cpus_per_prepare, "> 0")
+        _check(
+            self.second_objective in ("", *OBJECTIVES),
+            "sweep.second_objective",
+            self.second_objective,
+            f"'' or one of {list(OBJECTIVES)}",
+        )
+        _check(self.scheduler in SCHEDULERS, "sweep.scheduler", self.scheduler, str(SCHEDULERS))
+        _check(self.grace_period >= 1, "sweep.grace_period", self.grace_period, ">= 1")
+        _check(self.reduction_factor >= 2, "sweep.reduction_factor", self.reduction_factor, ">= 2")
+        _check(self.object_store_mb >= 80, "sweep.object_store_mb", self.object_store_mb, ">= 80")
+        for name in ("demo_train_size", "demo_dev_size"):
+            _check(getattr(self, name) >= 8, f"sweep.{name}", getattr(self, name), ">= 8")
+
+
+@dataclass(frozen=True)
+class ParamRange:
+    """One tuned hyperparameter: a float or int range (optionally log-scaled) or choices."""
+
+    key: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple = ()
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    name: str
+    overrides: tuple[str, ...] = ()  # dotted --set style overrides for this task only
+    demo: str = ""  # generate this demo task's data into the sweep folder
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    sweep: SweepSection
+    base: dict[str, dict[str, Any]]
+    tasks: tuple[TaskEntry, ...]
+    space: tuple[ParamRange, ...] = field(default=())
+
+    @property
+    def folder(self) -> Path:
+        return (Path(self.sweep.root) / self.sweep.name).resolve()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sweep": dataclasses.asdict(self.sweep),
+            "base": self.base,
+            "tasks": [dataclasses.asdict(t) for t in self.tasks],
+            "space": {p.key: _range_to_dict(p) for p in self.space},
+        }
+
+
+def _range_to_dict(param: ParamRange) -> dict[str, Any]:
+    if param.type == "categorical":
+        return {"type": "categorical", "choices": list(param.choices)}
+    return {"type": param.type, "low": param.low, "high": param.high, "log": param.log}
+
+
+def _field_type(key: str) -> Any:
+    """The annotation of a dotted RunConfig field, or a UserInputError naming the bad key."""
+    section, _, name = key.partition(".")
+    sections = typing.get_type_hints(RunConfig)
+    if section not in sections or not name:
+        raise UserInputError(f"space key {key!r} must be section.field of the run config")
+    fields = typing.get_type_hints(sections[section])
+    if name not in fields:
+        raise UserInputError(f"space key {key!r}: [{section}] has no field {name!r}")
+    return fields[name]
+
+
+def parse_range(key: str, spec: Any) -> ParamRange:
+    if not isinstance(spec, dict):
+        raise UserInputError(f"space.{key} must be a table like {{type = 'float', ...}}")
+    expected = _field_type(key)
+    kind = spec.get("type", "categorical" if "choices" in spec else None)
+    unknown = sorted(set(spec) - {"type", "low", "high", "log", "choices"})
+    if unknown:
+        raise UserInputError(f"space.{key} has unknown key(s): {', '.join(unknown)}")
+    if kind == "categorical":
+        choices = spec.get("choices")
+        _check(isinstance(choices, list) and choices, f"space.{key}.choices", choices, "a list")
+        return ParamRange(key, "categorical", choices=tuple(choices))
+    _check(kind in ("float", "int"), f"space.{key}.type", kind, "'float', 'int' or 'categorical'")
+    if kind == "float" and expected is not float:
+        raise UserInputError(f"space.{key}: type 'float' but the field is {expected}")
+    if kind == "int" and expected is not int:
+        raise UserInputError(f"space.{key}: type 'int' but the field is {expected}")
+    low, high, log = spec.get("low"), spec.get("high"), bool(spec.get("log", False))
+    for bound_name, bound in (("low", low), ("high", high)):
+        _check(
+            isinstance(bound, (int, float)) and not isinstance(bound, bool),
+            f"space.{key}.{bound_name}",
+            bound,
+            "a number",
+        )
+    _check(low < high, f"space.{key}.low", low, f"< high ({high})")
+    _check(not log or low > 0, f"space.{key}.low", low, "> 0 for a log range")
+    if kind == "int":
+        _check(low == int(low) and high == int(high), f"space.{key}", (low, high), "integers")
+    return ParamRange(key, kind, float(low), float(high), log)
+
+
+def _parse_task(entry: Any, index: int) -> TaskEntry:
+    if not isinstance(entry, dict):
+        raise UserInputError(f"tasks[{index}] must be a table")
+    entry = dict(entry)
+    overrides = entry.pop("overrides", [])
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise UserInputError(f"tasks[{index}].overrides must be a list of 'section.key=value'")
+    demo = entry.pop("demo", "")
+    if demo:
+        from orchestrator.demo_data import DEMO_TASKS
+
+        _check(demo in DEMO_TASKS, f"tasks[{index}].demo", demo, f"one of {sorted(DEMO_TASKS)}")
+    name = entry.get("name", demo)
+    _check(isinstance(name, str) and bool(name), f"tasks[{index}].name", name, "a task name")
+    entry["name"] = name
+    task_overrides = [f"task.{key}={_toml_value(value)}" for key, value in entry.items()]
+    return TaskEntry(name=name, overrides=tuple(task_overrides + overrides), demo=demo)
+
+
+def _toml_value(value: Any) -> str:
+    return json.dumps(value)
+
+
+def _load_raw(source: str) -> dict[str, Any]:
+    """A built-in config name (``demo``) or a TOML file path."""
+    if source in BUILTIN_CONFIGS:
+        text = resources.files("orchestrator").joinpath("configs", f"{source}.toml").read_text()
+        return tomllib.loads(text)
+    return read_toml(source)
+
+
+def _apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for item in overrides:
+        key, value = parse_override(item, levels=(2, 3))
+        head, _, rest = key.partition(".")
+        if head == "sweep":
+            raw.setdefault("sweep", {})[rest] = value
+        elif head == "base":
+            section, _, name = rest.partition(".")
+            if not name:
+                raise UserInputError(f"override {item!r} must be base.section.key=value")
+            base = raw.setdefault("base", {})
+            base[section] = {**base.get(section, {}), name: value}
+        elif head == "space":
+            raw.setdefault("space", {})[rest] = value
+        else:
+            raise UserInputError(f"override {item!r} must start with sweep., base. or space.")
+    return raw
+
+
+def load_sweep_config(source: str, overrides: list[str] | None = None) -> SweepConfig:
+    raw = _apply_overrides(_load_raw(source), list(overrides or []))
+    unknown = sorted(set(raw) - {"sweep", "base", "tasks", "space"})
+    if unknown:
+        raise UserInputError(f"unknown sweep config section(s): {', '.join(unknown)}")
+    sweep_values = raw.get("sweep", {})
+    bad = sorted(set(sweep_values) - {f.name for f in dataclasses.fields(SweepSection)})
+    if bad:
+        raise UserInputError(f"unknown key(s) in [sweep]: {', '.join(bad)}")
+    try:
+        sweep = SweepSection(**sweep_values)
+    except TypeError as exc:
+        raise UserInputError(f"invalid [sweep]: {exc}") from exc
+    base = raw.get("base", {})
+    if "task" in base:
+        raise UserInputError("[base.task] is not allowed: tasks come from [[tasks]]")
+    tasks = tuple(_parse_task(entry, i) for i, entry in enumerate(raw.get("tasks", [])))
+    if not tasks:
+        raise UserInputError("a sweep needs at least one [[tasks]] entry")
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise UserInputError(f"task names must be unique in a sweep, got {names}")
+    space = tuple(parse_range(key, spec) for key, spec in raw.get("space", {}).items())
+    config = SweepConfig(sweep=sweep, base=base, tasks=tasks, space=space)
+    for task in tasks:
+        task_run_config(config, task, data_root=Path("/nonexistent"))  # validates early
+    return config
+
+
+def task_run_config(
+    config: SweepConfig, task: TaskEntry, *, data_root: Path, hparams: dict | None = None
+) -> RunConfig:
+    """The RunConfig of one task: base, then the task's entry, then sampled hyperparameters."""
+    overrides = dict(parse_override(o) for o in task.overrides)
+    if task.demo:
+        overrides |= demo_task_overrides(task.demo, data_root / task.demo)
+    overrides |= dict(hparams or {})
+    return build_config(merge_overrides(config.base, overrides))
+
+
+def demo_task_overrides(demo: str, folder: Path) -> dict[str, Any]:
+    """Task fields of a generated demo task, as a custom task on CSV/JSONL files."""
+    from orchestrator.demo_data import DEMO_TASKS
+
+    spec = DEMO_TASKS[demo]
+    suffix = "jsonl" if spec.is_pair else "csv"
+    values = {
+        "task.train_file": str(folder / f"train.{suffix}"),
+        "task.dev_file": str(folder / f"dev.{suffix}"),
+        "task.text_a": spec.text_columns[0],
+        "task.label_column": spec.label_column,
+        "task.labels": list(spec.label_names),
+        "task.metric": spec.metric,
+    }
+    if spec.is_pair:
+        values["task.text_b"] = spec.text_columns[1]
+    return values
+
+
+def smoke_test_overrides() -> list[str]:
+    """Tiny budgets for ``--smoke-test`` (Ray Tune example convention): minutes, not hours."""
+    return [
+        "sweep.trials_per_task=2",
+        "sweep.grace_period=1",
+        "sweep.demo_train_size=64",
+        "sweep.demo_dev_size=32",
+        "base.data.max_train_samples=64",
+        "base.data.max_dev_samples=32",
+        "base.data.max_seq_length=32",
+        "base.teacher.epochs=1.0",
+        "base.teacher.probe_epochs=1",
+        "base.search.epochs=2",
+        "base.retrain.epochs=1",
+        "base.run.latency_repeats=1",
+    ]

