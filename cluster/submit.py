@@ -58,25 +58,26 @@ def _config_in_working_dir(config: str, working_dir: Path) -> str:
         ) from exc
 
 
-def submit_job(
-    address: str, config: str, *, overrides: list[str], smoke_test: bool, working_dir: Path
-) -> tuple[object, str]:
+def connect(address: str):
     from ray.job_submission import JobSubmissionClient
 
     try:
-        client = JobSubmissionClient(address)
+        return JobSubmissionClient(address)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserInputError(f"cannot reach the Ray Jobs API at {address}: {first}") from exc
-    job_id = client.submit_job(
-        entrypoint=entrypoint(_config_in_working_dir(config, working_dir), overrides, smoke_test),
+
+
+def submit_job(client, command: str, *, working_dir: Path) -> str:
+    """Ship ``working_dir`` and run ``command`` in it on the cluster; returns the job id."""
+    return client.submit_job(
+        entrypoint=command,
         runtime_env={
             "working_dir": str(working_dir),
             "excludes": EXCLUDES,
             "env_vars": {"TOKENIZERS_PARALLELISM": "false"},
         },
     )
-    return client, job_id
 
 
 def wait_for(client, job_id: str, *, poll_seconds: float = 2.0) -> str:
@@ -88,14 +89,12 @@ def wait_for(client, job_id: str, *, poll_seconds: float = 2.0) -> str:
 
 
 def _submit_command(args: argparse.Namespace) -> int:
-    client, job_id = submit_job(
-        args.address,
-        args.config,
-        overrides=list(args.set),
-        smoke_test=args.smoke_test,
-        working_dir=Path(args.working_dir),
-    )
-    print(f"submitted job {job_id} to {args.address}")
+    working_dir = Path(args.working_dir)
+    config = _config_in_working_dir(args.config, working_dir)
+    client = connect(args.address)
+    command = entrypoint(config, list(args.set), args.smoke_test)
+    job_id = submit_job(client, command, working_dir=working_dir)
+    print(f"submitted job {job_id} to {args.address}: {command}")
     if args.no_wait:
         print(f"follow it with: ray job logs --address {args.address} --follow {job_id}")
         return 0

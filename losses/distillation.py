@@ -104,13 +104,14 @@ def probe_kd(
 
     student_logits_per_depth: (K_max, B, C), row m-1 = the student's depth-m head (its probe
     for cell m). teacher_probe_logits: (B, M + 1, C), column 0 = embedding-layer probe.
-    depth_weights: (K_max,) relaxed one-hot over K = 1..K_max.
+    depth_weights: (K_max,) relaxed one-hot over K = 1..K_max. The logits may cover only the
+    first depths (cells past a sampled K skipped); only those depths then contribute.
     """
-    max_cells = student_logits_per_depth.shape[0]
+    max_cells = depth_weights.shape[0]
     num_teacher_layers = teacher_probe_logits.shape[1] - 1
     per_pair = {}
     total = student_logits_per_depth.new_zeros(())
-    for k in range(1, max_cells + 1):
+    for k in range(1, student_logits_per_depth.shape[0] + 1):
         layers = [
             teacher_layer(m, k, num_teacher_layers, mapping=mapping, max_cells=max_cells)
             for m in range(1, k + 1)

@@ -28,8 +28,12 @@ class LossTerms:
 
 
 def expected_over_depths(per_depth: torch.Tensor, depth_weights: torch.Tensor) -> torch.Tensor:
-    """Σ_k y_K[k] · term_k (method notes 2.3): one-hot forward, gradient to every depth."""
-    return (depth_weights.to(per_depth.dtype) * per_depth).sum()
+    """Σ_k y_K[k] · term_k (method notes 2.3): one-hot forward, gradient to every depth.
+
+    ``per_depth`` may cover only the first depths (a supernet that skipped the cells past the
+    sampled K); the missing depths then get no gradient, as in GDAS-style sampling.
+    """
+    return (depth_weights[: len(per_depth)].to(per_depth.dtype) * per_depth).sum()
 
 
 class AdaBertObjective:

@@ -99,6 +99,11 @@ class SearchSection:
     temperature_decay: str = "to_minimum"
     exclude_zero: bool = True
     max_steps_per_epoch: int | None = None
+    # Share of the epochs in which only the weights learn, under architectures sampled from the
+    # initial (uniform) α. Not in the paper or its code: a guard against the collapse where the
+    # depth or op trained first (the embedding-only head learns fastest) wins because it is
+    # sampled, hence trained, most. 0 reproduces the authors' joint optimisation from step one.
+    arch_warmup_fraction: float = 0.2
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "search.epochs", self.epochs, ">= 1")
@@ -117,6 +122,12 @@ class SearchSection:
             "search.max_steps_per_epoch",
             self.max_steps_per_epoch,
             ">= 1 or unset",
+        )
+        _check(
+            0.0 <= self.arch_warmup_fraction < 1.0,
+            "search.arch_warmup_fraction",
+            self.arch_warmup_fraction,
+            "in [0, 1)",
         )
 
 

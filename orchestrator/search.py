@@ -100,6 +100,63 @@ def subnetwork_forward(supernet: AdaBertSupernet, genotype: Genotype):
     return forward
 
 
+def _train_epoch(
+    supernet: AdaBertSupernet,
+    objective: AdaBertObjective,
+    *,
+    batches,
+    arch_loader: DataLoader | None,
+    optimisers: tuple,
+    update_arch: bool,
+    temperature: float,
+    generator: torch.Generator,
+    clip: float,
+) -> dict[str, float]:
+    """One pass over the training batches; returns the summed loss terms."""
+    w_opt, a_opt = optimisers
+    params = list(supernet.parameters())
+    arch_batches = iter(_batches(arch_loader, None)) if arch_loader is not None else None
+    sums: dict[str, float] = {}
+    supernet.train()
+    for batch in batches:
+        terms = _loss(supernet, objective, batch, temperature, generator)
+        if arch_batches is None:
+            _step(terms.total, (w_opt, a_opt) if update_arch else (w_opt,), params, clip)
+        else:
+            _step(terms.total, (w_opt,), params, clip)
+            if update_arch:
+                arch_batch = next(arch_batches, None)
+                if arch_batch is None:
+                    arch_batches = iter(_batches(arch_loader, None))
+                    arch_batch = next(arch_batches)
+                arch_terms = _loss(supernet, objective, arch_batch, temperature, generator)
+                _step(arch_terms.total, (a_opt,), params, clip)
+        for name, value in terms.as_floats().items():
+            sums[name] = sums.get(name, 0.0) + value
+    return sums
+
+
+def _epoch_metrics(sums: dict[str, float], steps: int, supernet, genotype, temperature):
+    edge_h, depth_h = arch_entropy(supernet)
+    steps = max(1, steps)
+    return {
+        "train/loss_total": sums.get("total", 0.0) / steps,
+        "train/loss_ce": sums.get("ce", 0.0) / steps,
+        "train/loss_kd": sums.get("kd", 0.0) / steps,
+        "train/loss_efficiency": sums.get("efficiency", 0.0) / steps,
+        "arch/expected_params": sums.get("expected_params", 0.0) / steps,
+        "arch/expected_flops": sums.get("expected_flops", 0.0) / steps,
+        "arch/entropy": edge_h,
+        "arch/depth_entropy": depth_h,
+        "arch/temperature": temperature,
+        "arch/num_cells": float(genotype.num_cells),
+    }
+
+
+def warmup_epochs(cfg: SearchSection) -> int:
+    return int(cfg.arch_warmup_fraction * cfg.epochs)
+
+
 def run_search(
     supernet: AdaBertSupernet,
     objective: AdaBertObjective,
@@ -114,70 +171,58 @@ def run_search(
     on_epoch: EpochCallback | None = None,
     progress: bool = True,
 ) -> SearchResult:
-    """Search for ``cfg.epochs`` epochs; ``arch_loader`` is the α half for "alternating"."""
+    """Search for ``cfg.epochs`` epochs; ``arch_loader`` is the α half for "alternating".
+
+    The first ``warmup_epochs(cfg)`` epochs train the weights only; the temperature anneals
+    and the best-dev epoch is chosen over the epochs after them.
+    """
     per_epoch = len(train_loader)
     if cfg.max_steps_per_epoch:
         per_epoch = min(per_epoch, cfg.max_steps_per_epoch)
     w_opt, w_sched, a_opt = _optimisers(supernet, cfg, max(1, cfg.epochs))
+    warmup = warmup_epochs(cfg)
     schedule = TemperatureSchedule(
         initial=cfg.temperature_initial,
         minimum=min(cfg.temperature_minimum, cfg.temperature_initial),
         decay=cfg.temperature_decay,
-        total_epochs=cfg.epochs,
+        total_epochs=cfg.epochs - warmup,
     )
     generator = torch.Generator().manual_seed(seed)
-    params = list(supernet.parameters())
     best: SearchResult | None = None
     history: list[dict[str, float]] = []
     for epoch in range(cfg.epochs):
-        temperature = schedule(epoch)
-        supernet.train()
-        sums: dict[str, float] = {}
-        arch_batches = iter(_batches(arch_loader, None)) if arch_loader is not None else None
-        batches = _batches(train_loader, cfg.max_steps_per_epoch)
-        for batch in progress_bar(
-            batches, desc=f"search {epoch + 1}/{cfg.epochs}", total=per_epoch, enabled=progress
-        ):
-            terms = _loss(supernet, objective, batch, temperature, generator)
-            if arch_batches is None:
-                _step(terms.total, (w_opt, a_opt), params, cfg.grad_clip)
-            else:
-                _step(terms.total, (w_opt,), params, cfg.grad_clip)
-                arch_batch = next(arch_batches, None)
-                if arch_batch is None:
-                    arch_batches = iter(_batches(arch_loader, None))
-                    arch_batch = next(arch_batches)
-                arch_terms = _loss(supernet, objective, arch_batch, temperature, generator)
-                _step(arch_terms.total, (a_opt,), params, cfg.grad_clip)
-            for name, value in terms.as_floats().items():
-                sums[name] = sums.get(name, 0.0) + value
+        temperature = schedule(max(0, epoch - warmup))
+        batches = progress_bar(
+            _batches(train_loader, cfg.max_steps_per_epoch),
+            desc=f"search {epoch + 1}/{cfg.epochs}",
+            total=per_epoch,
+            enabled=progress,
+        )
+        sums = _train_epoch(
+            supernet,
+            objective,
+            batches=batches,
+            arch_loader=arch_loader,
+            optimisers=(w_opt, a_opt),
+            update_arch=epoch >= warmup,
+            temperature=temperature,
+            generator=generator,
+            clip=cfg.grad_clip,
+        )
         w_sched.step()
         genotype = supernet.genotype(exclude_zero=cfg.exclude_zero)
         supernet.eval()
         dev = evaluate(task, subnetwork_forward(supernet, genotype), dev_loader, prefix="dev")
-        edge_h, depth_h = arch_entropy(supernet)
-        steps = max(1, per_epoch)
-        metrics = {
-            "train/loss_total": sums.get("total", 0.0) / steps,
-            "train/loss_ce": sums.get("ce", 0.0) / steps,
-            "train/loss_kd": sums.get("kd", 0.0) / steps,
-            "train/loss_efficiency": sums.get("efficiency", 0.0) / steps,
-            "arch/expected_params": sums.get("expected_params", 0.0) / steps,
-            "arch/expected_flops": sums.get("expected_flops", 0.0) / steps,
-            "arch/entropy": edge_h,
-            "arch/depth_entropy": depth_h,
-            "arch/temperature": temperature,
-            "arch/num_cells": float(genotype.num_cells),
-            **dev,
-        }
+        metrics = _epoch_metrics(sums, per_epoch, supernet, genotype, temperature) | dev
+        metrics["arch/learning"] = float(epoch >= warmup)
         history.append({"epoch": float(epoch + 1), **metrics})
         score = dev[primary_metric]
         if math.isnan(score):
             score = -math.inf
-        if best is None or score > best.best_score:
+        if epoch >= warmup and (best is None or score > best.best_score):
             best = SearchResult(genotype, epoch + 1, score, copy.deepcopy(supernet.state_dict()))
         if on_epoch is not None:
             on_epoch(EpochReport("search", epoch + 1, cfg.epochs, metrics, genotype))
-    assert best is not None  # cfg.epochs >= 1 is validated
+    assert best is not None  # epochs >= 1 and warm-up < epochs are validated
     best.history = history
     return best

@@ -22,7 +22,7 @@ from searchspace.head import AttentiveHead
 
 @dataclass
 class SupernetOutput:
-    logits_per_depth: torch.Tensor  # (max_cells, B, C): logits if the student had k = 1.. cells
+    logits_per_depth: torch.Tensor  # (depth, B, C): logits if the student had k = 1.. cells
     edge_weights: torch.Tensor  # (num_edges, num_primitives)
     depth_weights: torch.Tensor  # (max_cells,)
 
@@ -87,13 +87,25 @@ class AdaBertSupernet(nn.Module):
         s0, m0, s1, m1, pooled_embedding = embed_pair(
             self.embedding, input_ids_a, attention_mask_a, input_ids_b, attention_mask_b
         )
+        depth = self.computed_depth(depth_weights)
         pooled = [pooled_embedding]
-        for cell in self.cells:
+        for cell in self.cells[:depth]:
             out, mask = cell(s0, m0, s1, m1, edge_weights)
             pooled.append(masked_mean(out, mask))
             s0, m0, s1, m1 = s1, m1, out, mask
-        logits = torch.stack([self.head(pooled, k) for k in range(1, self.config.max_cells + 1)])
+        logits = torch.stack([self.head(pooled, k) for k in range(1, depth + 1)])
         return SupernetOutput(logits, edge_weights, depth_weights)
+
+    def computed_depth(self, depth_weights: torch.Tensor) -> int:
+        """How many cells a forward pass needs to run.
+
+        All of them when α_K learns from every depth's loss (the straight-through estimator
+        needs every term_k). Only up to the sampled K in "sampled" mode (GDAS-style: gradient
+        through the selected entry only) and for constant weights (evaluating a genotype).
+        """
+        if self.config.mixed_op_mode == "sampled" or not depth_weights.requires_grad:
+            return int(depth_weights.detach().argmax()) + 1
+        return self.config.max_cells
 
     def genotype(self, *, exclude_zero: bool = True) -> Genotype:
         return derive_genotype(

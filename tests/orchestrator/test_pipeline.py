@@ -91,3 +91,19 @@ def test_inherit_keeps_searched_weights_and_scratch_does_not(setup):
     cell_keys = [k for k in a if k.startswith("cells.") and ".edges." in k]
     if cell_keys:
         assert any(not torch.equal(a[k], b[k]) for k in cell_keys)
+
+
+def test_arch_warmup_freezes_alpha_and_is_never_the_chosen_epoch(setup):
+    cfg, prepared, overrides = setup
+    warm = load_config(
+        None, [*overrides, "search.epochs=3", "search.arch_warmup_fraction=0.67", "retrain.epochs=0"]
+    )
+    history = run_trial(warm, prepared).history["search"]
+    assert [h["arch/learning"] for h in history] == [0.0, 0.0, 1.0]
+    # α is untouched while warming up: the architecture entropy stays at its initial value.
+    assert history[0]["arch/entropy"] == history[1]["arch/entropy"]
+    assert history[2]["arch/entropy"] != history[1]["arch/entropy"]
+    # The temperature starts annealing only when α starts learning.
+    assert history[0]["arch/temperature"] == history[1]["arch/temperature"] == 1.0
+    result = run_trial(warm, prepared)
+    assert result.metrics["search/best_epoch"] == 3.0

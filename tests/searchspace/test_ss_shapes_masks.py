@@ -176,7 +176,8 @@ def test_supernet_logits_independent_of_padding(mixed_op_mode, pair_batch):
     edge_weights, depth_weights = ALL_OPS_GENOTYPE.to_arch_weights(config)
     out = model(*pair_batch.unpadded(), edge_weights=edge_weights, depth_weights=depth_weights)
     padded = model(*pair_batch.padded(), edge_weights=edge_weights, depth_weights=depth_weights)
-    assert out.logits_per_depth.shape == (config.max_cells, 3, config.num_labels)
+    # Constant one-hot weights: only the genotype's cells run.
+    assert out.logits_per_depth.shape == (ALL_OPS_GENOTYPE.num_cells, 3, config.num_labels)
     torch.testing.assert_close(padded.logits_per_depth, out.logits_per_depth, atol=ATOL, rtol=0)
 
 

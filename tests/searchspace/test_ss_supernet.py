@@ -212,7 +212,7 @@ def test_teacher_word_embeddings_accepted_for_factorised_config():
         edge_weights=GENOTYPES[0].to_arch_weights(config)[0],
         depth_weights=GENOTYPES[0].to_arch_weights(config)[1],
     )
-    assert out.logits_per_depth.shape == (3, 2, 3)
+    assert out.logits_per_depth.shape == (GENOTYPES[0].num_cells, 2, 3)
 
 
 @pytest.mark.parametrize("shape", [(50, 23), (49, 24), (50,), (50, 24, 1)])
@@ -273,3 +273,38 @@ def test_hard_sample_gradients_equal_the_full_mixture(pair_batch, monkeypatch):
     assert any(reference[name].abs().sum() > 0 for name in ("edge_logits", "depth_logits"))
     for name in reference:
         torch.testing.assert_close(fast[name], reference[name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_cells_past_the_needed_depth_are_skipped_exactly(pair_batch):
+    """ "all" with learning depth weights runs every cell; "sampled" and constant weights run
+    up to the selected K, and the rows they compute equal the full computation's."""
+    torch.manual_seed(0)
+    full_model = AdaBertSupernet(_config()).eval()
+    edge_weights, depth_weights = full_model.sample_arch(
+        0.5, generator=torch.Generator().manual_seed(4)
+    )
+    k = int(depth_weights.argmax()) + 1
+    full = full_model(
+        *pair_batch.unpadded(), edge_weights=edge_weights, depth_weights=depth_weights
+    )
+    assert full.logits_per_depth.shape[0] == full_model.config.max_cells
+    constant = full_model(
+        *pair_batch.unpadded(),
+        edge_weights=edge_weights.detach(),
+        depth_weights=depth_weights.detach(),
+    )
+    assert constant.logits_per_depth.shape[0] == k
+    torch.testing.assert_close(constant.logits_per_depth, full.logits_per_depth[:k].detach())
+    sampled_model = AdaBertSupernet(_config(mixed_op_mode="sampled")).eval()
+    sampled_model.load_state_dict(full_model.state_dict())
+    sampled = sampled_model(
+        *pair_batch.unpadded(), edge_weights=edge_weights, depth_weights=depth_weights
+    )
+    assert sampled.logits_per_depth.shape[0] == k
+    torch.testing.assert_close(sampled.logits_per_depth, full.logits_per_depth[:k])
+    # Only the computed depths feed the depth logits' gradient in "sampled" mode.
+    sampled.logits_per_depth.sum().backward()
+    assert (
+        sampled_model.depth_logits.grad is None
+        or torch.isfinite(sampled_model.depth_logits.grad).all()
+    )
