@@ -96,7 +96,8 @@ def test_inherit_keeps_searched_weights_and_scratch_does_not(setup):
 def test_arch_warmup_freezes_alpha_and_is_never_the_chosen_epoch(setup):
     cfg, prepared, overrides = setup
     warm = load_config(
-        None, [*overrides, "search.epochs=3", "search.arch_warmup_fraction=0.67", "retrain.epochs=0"]
+        None,
+        [*overrides, "search.epochs=3", "search.arch_warmup_fraction=0.67", "retrain.epochs=0"],
     )
     history = run_trial(warm, prepared).history["search"]
     assert [h["arch/learning"] for h in history] == [0.0, 0.0, 1.0]
