@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -32,7 +33,12 @@ def _add_run(subparsers) -> None:
 
 def _run_command(args: argparse.Namespace) -> int:
     from orchestrator.config import load_config
-    from orchestrator.pipeline import measure_latency, prepare_task, run_trial
+    from orchestrator.pipeline import (
+        measure_latency,
+        prepare_task,
+        run_trial,
+        supernet_config_for,
+    )
     from orchestrator.progress import console_reporter
     from orchestrator.run_folder import write_run_folder
 
@@ -50,6 +56,8 @@ def _run_command(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         result.metrics |= measure_latency(cfg, prepared, result.student, with_teacher=True)
         result.phase_seconds["latency"] = time.perf_counter() - started
+    # Record the supernet as it was built (vocabulary, labels and widths the teacher dictated).
+    cfg = dataclasses.replace(cfg, supernet=supernet_config_for(cfg, prepared))
     folder = write_run_folder(
         cfg,
         genotype=result.genotype,

@@ -87,6 +87,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def apply_threads(cfg: RunConfig) -> None:
+    """``run.threads`` > 0 pins torch's intra-op threads. On a shared machine, small models run
+    many times slower with more threads than free cores (threads spin waiting for each other)."""
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+
+
 def resolve_task(section: TaskSection) -> TaskSpec:
     """A GLUE task by name, or a custom task when the name is not registered but files are."""
     try:
@@ -118,6 +125,7 @@ def prepare_task(
 ) -> PreparedTask:
     """Data, tokenisation and teacher knowledge (from the cache when it has this key)."""
     progress = cfg.run.progress_bar if progress is None else progress
+    apply_threads(cfg)
     with progress_bars(progress):
         return _prepare_task(cfg, on_progress=on_progress, progress=progress)
 
@@ -198,7 +206,7 @@ def supernet_config_for(cfg: RunConfig, prepared: PreparedTask) -> SupernetConfi
     )
 
 
-def _teacher_tables(prepared: PreparedTask, config: SupernetConfig):
+def teacher_tables(prepared: PreparedTask, config: SupernetConfig):
     """Teacher (word, position) tables; positions padded with fresh rows when the student needs
     more than the teacher has, None for teachers without absolute position embeddings."""
     positions = prepared.position_embeddings
@@ -208,7 +216,7 @@ def _teacher_tables(prepared: PreparedTask, config: SupernetConfig):
     return prepared.word_embeddings, positions
 
 
-def _scratch_student(config: SupernetConfig, genotype: Genotype, tables) -> DerivedStudent:
+def scratch_student(config: SupernetConfig, genotype: Genotype, tables) -> DerivedStudent:
     """Fresh cells and head; embeddings from the teacher's tables, projected like the search's."""
     student = DerivedStudent(config, genotype)
     word, position = tables
@@ -244,11 +252,10 @@ def run_trial(
     cfg: RunConfig, prepared: PreparedTask, *, on_epoch: EpochCallback | None = None
 ) -> TrialResult:
     seed_everything(cfg.run.seed)
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
+    apply_threads(cfg)
     phase_seconds = dict(prepared.phase_seconds)
     config = supernet_config_for(cfg, prepared)
-    tables = _teacher_tables(prepared, config)
+    tables = teacher_tables(prepared, config)
     supernet = AdaBertSupernet(
         config, teacher_word_embeddings=tables[0], teacher_position_embeddings=tables[1]
     )
@@ -276,7 +283,7 @@ def run_trial(
     if cfg.retrain.mode == "inherit":
         student = DerivedStudent.from_supernet(supernet, search.genotype)
     else:
-        student = _scratch_student(config, search.genotype, tables)
+        student = scratch_student(config, search.genotype, tables)
     retrain_loader = batch_loader(
         prepared.train, batch_size=cfg.data.batch_size, shuffle=True, seed=cfg.run.seed + 2
     )
