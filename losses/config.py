@@ -33,7 +33,9 @@ class LossConfig:
     layer_mapping: str = "ceil"
     # Per-op cost normalisation in E (see losses/efficiency.py): "max" ([R] formula as the notes
     # read it), "softmax" (a cost vector summing to 1, the form of [A-ET]'s), "pt" ([A-PT]).
-    efficiency_normalizer: str = "max"
+    # Default "softmax": with "max" and the paper's β = 4 the efficiency term dominated the loss
+    # and the SST-2 search ended at K = 1-2 on parameter-free edges (README, "collapse").
+    efficiency_normalizer: str = "softmax"
     # "mean" over the edges keeps E in [0, 1] ([A-ET], [A-PT]); "sum" is the [R] formula's Σ.
     edge_reduction: str = "mean"
 

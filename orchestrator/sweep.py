@@ -172,21 +172,9 @@ def _plans(config, folder, data_root, tracking_uri, optuna_url, experiment_id, r
     return plans
 
 
-def run_sweep(
-    config: SweepConfig, *, resume: bool = False, address: str | None = None, out=None
-) -> dict[str, Any]:
-    """Run every task's study; returns (and writes to summary.json) the per-task summaries."""
-    import ray
-
-    from orchestrator.tuner import SweepMonitor, run_task_remotely
-
-    out = out or sys.stdout
-    started = time.time()
-    folder = _prepare_folder(config, resume)
-    data_root = folder / "data"
-    _generate_demo_data(config, data_root)
-    tracking_uri, optuna_url = stores(config)
-    env = {
+def _environment(tracking_uri: str) -> dict[str, str]:
+    """Set here and in every Ray worker: local workers only inherit what precedes ray.init."""
+    return {
         "MLFLOW_TRACKING_URI": tracking_uri,
         "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
         "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
@@ -195,16 +183,16 @@ def run_sweep(
         # A latency objective is only measured at a trial's end: epoch reports go without it.
         "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
     }
-    os.environ.update(env)
-    artifacts = str(folder / "mlartifacts") if tracking_uri.startswith("sqlite") else None
-    experiment_id = tracking.ensure_experiment(
-        tracking_uri, f"adabert-{config.sweep.name}", artifacts
-    )
-    hparams.storage(optuna_url)  # create the schema once, before tasks race to do it
-    plans = _plans(config, folder, data_root, tracking_uri, optuna_url, experiment_id, resume)
+
+
+def _run_tasks(plans, config: SweepConfig, *, address, env, folder: Path, started: float, out):
+    """All tasks side by side; (summaries, failures) once every task has ended."""
+    import ray
+
+    from orchestrator.tuner import SweepMonitor, run_task_remotely
+
     summaries, failures = [], {}
     with ray_session(config, address, env):
-        ray_started = time.time()
         monitor = SweepMonitor.remote()
         for plan in plans:
             monitor.event.remote(plan.task, "phase", "preparing")
@@ -218,13 +206,54 @@ def run_sweep(
                     summaries.append(ray.get(ref))
                 except ray.exceptions.RayError as exc:
                     failures[plan.task] = str(exc).strip().splitlines()[-1]
-                    errors = folder / "errors"
-                    errors.mkdir(exist_ok=True)
-                    (errors / f"{plan.task}.txt").write_text(str(exc))
+                    (folder / "errors").mkdir(exist_ok=True)
+                    (folder / "errors" / f"{plan.task}.txt").write_text(str(exc))
             print(_progress_line(ray.get(monitor.snapshot.remote()), started), file=out, flush=True)
-        ray_seconds = time.time() - ray_started
+    order = [p.task for p in plans]
+    return sorted(summaries, key=lambda s: order.index(s["task"])), failures
+
+
+def _write_results(result: dict[str, Any], folder: Path, out) -> None:
+    (folder / "summary.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
+    table = summary_table(result["tasks"])
+    (folder / "summary.md").write_text(table + "\n")
+    print("\n" + table, file=out)
+    for task, message in result["failures"].items():
+        print(f"task {task} failed: {message} (details: {folder / 'errors' / task}.txt)", file=out)
+    print(
+        f"\nwall {result['wall_seconds']:.0f}s, trial and preparation work "
+        f"{result['work_seconds']:.0f}s, orchestration overhead "
+        f"{100 * result['overhead_share']:.1f}%\nMLflow UI: adabert ui --sweep {folder}",
+        file=out,
+    )
+
+
+def run_sweep(
+    config: SweepConfig, *, resume: bool = False, address: str | None = None, out=None
+) -> dict[str, Any]:
+    """Run every task's study; returns (and writes to summary.json) the per-task summaries."""
+    out = out or sys.stdout
+    started = time.time()
+    folder = _prepare_folder(config, resume)
+    data_root = folder / "data"
+    _generate_demo_data(config, data_root)
+    tracking_uri, optuna_url = stores(config)
+    env = _environment(tracking_uri)
+    os.environ.update(env)
+    artifacts = str(folder / "mlartifacts") if tracking_uri.startswith("sqlite") else None
+    experiment_id = tracking.ensure_experiment(
+        tracking_uri, f"adabert-{config.sweep.name}", artifacts
+    )
+    hparams.storage(optuna_url)  # create the schema once, before tasks race to do it
+    plans = _plans(config, folder, data_root, tracking_uri, optuna_url, experiment_id, resume)
+    try:
+        summaries, failures = _run_tasks(
+            plans, config, address=address, env=env, folder=folder, started=started, out=out
+        )
+    finally:
+        # Interrupted or crashed: what is still open was stopped, not finished (resume reopens).
+        tracking.close_open_runs(tracking_uri, experiment_id, status="KILLED")
     wall = time.time() - started
-    summaries.sort(key=lambda s: [p.task for p in plans].index(s["task"]))
     intervals = [s["prepare"] for s in summaries] + [
         r["work"] for s in summaries for r in s["trials"]
     ]
@@ -235,21 +264,10 @@ def run_sweep(
         "tracking_uri": tracking_uri,
         "optuna_storage": optuna_url,
         "wall_seconds": wall,
-        "ray_seconds": ray_seconds,
         "work_seconds": work,
         "overhead_share": (wall - work) / wall if wall > 0 else 0.0,
         "tasks": summaries,
         "failures": failures,
     }
-    (folder / "summary.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    table = summary_table(summaries)
-    (folder / "summary.md").write_text(table + "\n")
-    print("\n" + table, file=out)
-    for task, message in failures.items():
-        print(f"task {task} failed: {message} (details: {folder / 'errors' / task}.txt)", file=out)
-    print(
-        f"\nwall {wall:.0f}s, trial and preparation work {work:.0f}s, orchestration overhead "
-        f"{100 * result['overhead_share']:.1f}%\nMLflow UI: adabert ui --sweep {folder}",
-        file=out,
-    )
+    _write_results(result, folder, out)
     return result

@@ -177,3 +177,12 @@ def log_to_run(
     )
     for path, figure in (figures or {}).items():
         mlflow_client.log_figure(run_id, figure, path)
+
+
+def close_open_runs(tracking_uri: str, experiment_id: str, *, status: str) -> int:
+    """Give every run still RUNNING in the experiment a final status; returns how many."""
+    mlflow_client = client(tracking_uri)
+    runs = mlflow_client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'")
+    for run in runs:
+        mlflow_client.set_terminated(run.info.run_id, status)
+    return len(runs)
