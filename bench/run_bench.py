@@ -59,9 +59,12 @@ from orchestrator.pipeline import (
     PreparedTask,
     TrialResult,
     prepare_task,
+    projected_tables,
     run_trial,
+    scratch_student,
     seed_everything,
     supernet_config_for,
+    teacher_tables,
 )
 from orchestrator.progress import EpochCallback, EpochReport, console_reporter
 from orchestrator.retrain import RetrainResult, run_retrain
@@ -70,8 +73,6 @@ from orchestrator.tasks import GLUE_TASKS, get_task
 from orchestrator.teacher import TEACHER_COLUMNS, load_teacher, load_tokenizer
 from searchspace.config import SupernetConfig
 from searchspace.costs import genotype_cost
-from searchspace.derived import DerivedStudent
-from searchspace.embeddings import StudentEmbedding
 from searchspace.genotype import Genotype, derive_genotype
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,37 +204,6 @@ def retrain_steps(cfg: RetrainSection, train_rows: int, batch_size: int) -> int:
 
 
 # --- students --------------------------------------------------------------------------------
-
-
-def teacher_tables(prepared: PreparedTask, config: SupernetConfig):
-    """Teacher (word, position) tables as the searched supernet receives them (the same as
-    ``orchestrator.pipeline._teacher_tables``)."""
-    positions = prepared.position_embeddings
-    if positions is not None and len(positions) < config.max_positions:
-        extra = torch.randn(config.max_positions - len(positions), positions.shape[1]) * 0.02
-        positions = torch.cat([positions, extra])
-    return prepared.word_embeddings, positions
-
-
-def projected_tables(config: SupernetConfig, tables) -> tuple[torch.Tensor, torch.Tensor]:
-    """The teacher's tables at the cell width: the searched supernet's starting point (teacher
-    table times the PCA projection onto its top principal directions)."""
-    word, position = tables
-    embedding = StudentEmbedding(
-        config, teacher_word_embeddings=word, teacher_position_embeddings=position
-    )
-    return embedding.low_dim_tables()
-
-
-def scratch_student(config: SupernetConfig, genotype: Genotype, tables) -> DerivedStudent:
-    """Fresh cells and head, embeddings from the teacher's tables projected like the search's
-    (the same as ``orchestrator.pipeline._scratch_student``)."""
-    student = DerivedStudent(config, genotype)
-    low_word, low_position = projected_tables(config, tables)
-    with torch.no_grad():
-        student.embedding.word_embeddings.weight.copy_(low_word)
-        student.embedding.position_embeddings.weight.copy_(low_position)
-    return student
 
 
 def random_genotype_like(

@@ -216,14 +216,20 @@ def teacher_tables(prepared: PreparedTask, config: SupernetConfig):
     return prepared.word_embeddings, positions
 
 
-def scratch_student(config: SupernetConfig, genotype: Genotype, tables) -> DerivedStudent:
-    """Fresh cells and head; embeddings from the teacher's tables, projected like the search's."""
-    student = DerivedStudent(config, genotype)
+def projected_tables(config: SupernetConfig, tables) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's (word, position) tables at the cell width, as the supernet starts from them
+    (each table times the projection onto its top principal directions)."""
     word, position = tables
     embedding = StudentEmbedding(
         config, teacher_word_embeddings=word, teacher_position_embeddings=position
     )
-    low_word, low_position = embedding.low_dim_tables()
+    return embedding.low_dim_tables()
+
+
+def scratch_student(config: SupernetConfig, genotype: Genotype, tables) -> DerivedStudent:
+    """Fresh cells and head; embeddings from the teacher's tables, projected like the search's."""
+    student = DerivedStudent(config, genotype)
+    low_word, low_position = projected_tables(config, tables)
     with torch.no_grad():
         student.embedding.word_embeddings.weight.copy_(low_word)
         student.embedding.position_embeddings.weight.copy_(low_position)
