@@ -110,6 +110,18 @@ def covered_seconds(intervals: list[list[float]]) -> float:
     return total
 
 
+def overhead_breakdown(intervals: list[list[float]], started: float, ended: float) -> dict:
+    """Where the time outside trial work went: before the first work began (Ray start-up,
+    stores), in gaps between work, and after the last work ended (final timing, Pareto plots,
+    model registry, Ray shutdown)."""
+    spans = [(a, b) for a, b in intervals if a is not None and b is not None]
+    if not spans:
+        return {"startup": ended - started, "gaps": 0.0, "wrap_up": 0.0}
+    first, last = min(a for a, _ in spans), max(b for _, b in spans)
+    gaps = (last - first) - covered_seconds(spans)
+    return {"startup": first - started, "gaps": gaps, "wrap_up": ended - last}
+
+
 def summary_table(summaries: list[dict[str, Any]]) -> str:
     lines = [
         "| task | metric | teacher | best student | retention | params | size vs teacher | "
@@ -220,10 +232,13 @@ def _write_results(result: dict[str, Any], folder: Path, out) -> None:
     print("\n" + table, file=out)
     for task, message in result["failures"].items():
         print(f"task {task} failed: {message} (details: {folder / 'errors' / task}.txt)", file=out)
+    parts = result["overhead_seconds"]
     print(
         f"\nwall {result['wall_seconds']:.0f}s, trial and preparation work "
         f"{result['work_seconds']:.0f}s, orchestration overhead "
-        f"{100 * result['overhead_share']:.1f}%\nMLflow UI: adabert ui --sweep {folder}",
+        f"{100 * result['overhead_share']:.1f}% (start-up {parts['startup']:.0f}s, gaps "
+        f"{parts['gaps']:.0f}s, wrap-up {parts['wrap_up']:.0f}s)\n"
+        f"MLflow UI: adabert ui --sweep {folder}",
         file=out,
     )
 
@@ -253,7 +268,8 @@ def run_sweep(
     finally:
         # Interrupted or crashed: what is still open was stopped, not finished (resume reopens).
         tracking.close_open_runs(tracking_uri, experiment_id, status="KILLED")
-    wall = time.time() - started
+    ended = time.time()
+    wall = ended - started
     intervals = [s["prepare"] for s in summaries] + [
         r["work"] for s in summaries for r in s["trials"]
     ]
@@ -266,6 +282,7 @@ def run_sweep(
         "wall_seconds": wall,
         "work_seconds": work,
         "overhead_share": (wall - work) / wall if wall > 0 else 0.0,
+        "overhead_seconds": overhead_breakdown(intervals, started, ended),
         "tasks": summaries,
         "failures": failures,
     }

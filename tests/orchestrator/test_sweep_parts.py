@@ -14,7 +14,7 @@ from orchestrator.cli import main
 from orchestrator.errors import UserInputError
 from orchestrator.hparams import DefineByRun, PruneAwareOptunaSearch, default_point, make_searcher
 from orchestrator.plots import pareto_front
-from orchestrator.sweep import covered_seconds
+from orchestrator.sweep import covered_seconds, overhead_breakdown
 from orchestrator.sweep_cli import ui_command_line
 from orchestrator.sweep_config import load_sweep_config, parse_range, task_run_config
 
@@ -160,6 +160,13 @@ def test_pareto_front_hand_case():
 
 def test_covered_seconds_is_the_union_of_intervals():
     assert covered_seconds([[0, 10], [5, 15], [20, 25], [21, 22], [None, 3]]) == 20.0
+
+
+def test_overhead_breakdown_splits_the_time_outside_work():
+    parts = overhead_breakdown([[3, 10], [5, 15], [20, 25]], started=0.0, ended=31.0)
+    assert parts == {"startup": 3.0, "gaps": 5.0, "wrap_up": 6.0}
+    # wall 31 = work 17 + start-up 3 + gaps 5 + wrap-up 6
+    assert overhead_breakdown([], started=2.0, ended=5.0)["startup"] == 3.0
     assert covered_seconds([]) == 0.0
 
 
