@@ -36,7 +36,9 @@ def cell_figure(genotype: Genotype):
         axes.annotate(
             "", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "color": colour}
         )
-        axes.text((x0 + x1) / 2, (y0 + y1) / 2, edge.op, fontsize=8, color=colour, ha="center")
+        # A third of the way from the source: crossing edges share their midpoints.
+        label_at = (x0 + (x1 - x0) / 3, y0 + (y1 - y0) / 3)
+        axes.text(*label_at, edge.op, fontsize=8, color=colour, ha="center", va="bottom")
     for index in range(2, 2 + nodes):
         x, y = position[index]
         axes.annotate(
@@ -95,7 +97,12 @@ def pareto_figure(
                           textcoords="offset points")  # fmt: skip
         axes.set_xlabel(name)
         axes.set_ylabel(metric)
-        axes.set_xscale("log")
+        # Log scale only when costs span more than a decade; otherwise its ticks are unreadable.
+        positive = [v for v in values if v > 0]
+        if positive and max(positive) / min(positive) > 10:
+            axes.set_xscale("log")
+        else:
+            axes.ticklabel_format(axis="x", style="plain", useOffset=False)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
     figure.suptitle(f"{task}: {metric} against cost")
