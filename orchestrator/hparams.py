@@ -6,6 +6,7 @@ this is the outer search over its settings (K_max, β, γ, temperatures, learnin
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import optuna
@@ -29,6 +30,12 @@ class DefineByRun:
                 trial.suggest_int(param.key, int(param.low), int(param.high), log=param.log)
             else:
                 trial.suggest_categorical(param.key, list(param.choices))
+
+
+def study_seed(sweep_seed: int, task: str) -> int:
+    """The sampler seed of one task's study: stable across runs and machines (crc32, not
+    hash()), and different per task, so that two tasks do not draw the same trials."""
+    return sweep_seed + zlib.crc32(task.encode()) % 100_000
 
 
 def default_point(space: tuple[ParamRange, ...], base: dict[str, dict[str, Any]]) -> dict:
@@ -78,6 +85,7 @@ def make_searcher(
     storage_url: str,
     seed: int,
     enqueue_defaults: bool,
+    startup_trials: int = 10,
 ) -> PruneAwareOptunaSearch:
     """Single objective (maximise the task metric) or [metric, cost] (maximise, minimise)."""
     points = [default_point(space, base)] if enqueue_defaults else []
@@ -87,7 +95,7 @@ def make_searcher(
         metric=metrics[0] if len(metrics) == 1 else metrics,
         mode=modes[0] if len(metrics) == 1 else modes,
         points_to_evaluate=[p for p in points if p] or None,
-        sampler=optuna.samplers.TPESampler(seed=seed),
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
         study_name=study_name,
         storage=storage(storage_url),
     )

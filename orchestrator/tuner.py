@@ -19,7 +19,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from orchestrator import tracking
 from orchestrator.config import build_config
-from orchestrator.hparams import make_searcher
+from orchestrator.hparams import make_searcher, study_seed
 from orchestrator.pipeline import PreparedTask, measure_latency, prepare_task
 from orchestrator.plots import pareto_figure, pareto_front
 from orchestrator.run_folder import load_student
@@ -155,8 +155,9 @@ def _tuner(plan: TaskPlan, prepared: PreparedTask, monitor) -> tune.Tuner:
         metrics=plan.metrics,
         study_name=plan.study_name,
         storage_url=plan.optuna_url,
-        seed=plan.sweep.seed,
+        seed=study_seed(plan.sweep.seed, plan.task),
         enqueue_defaults=plan.sweep.enqueue_defaults,
+        startup_trials=plan.sweep.startup_trials,
     )
     return tune.Tuner(
         trainable,

@@ -4,6 +4,7 @@ bookkeeping for early-stopped trials, Pareto fronts, overhead accounting, comman
 from __future__ import annotations
 
 import json
+import zlib
 from pathlib import Path
 
 import optuna
@@ -12,11 +13,17 @@ import pytest
 from cluster.submit import entrypoint
 from orchestrator.cli import main
 from orchestrator.errors import UserInputError
-from orchestrator.hparams import DefineByRun, PruneAwareOptunaSearch, default_point, make_searcher
+from orchestrator.hparams import (
+    DefineByRun,
+    PruneAwareOptunaSearch,
+    default_point,
+    make_searcher,
+    study_seed,
+)
 from orchestrator.plots import pareto_front
 from orchestrator.sweep import covered_seconds, overhead_breakdown
 from orchestrator.sweep_cli import ui_command_line
-from orchestrator.sweep_config import load_sweep_config, parse_range, task_run_config
+from orchestrator.sweep_config import SweepSection, load_sweep_config, parse_range, task_run_config
 
 MINIMAL = """
 [sweep]
@@ -119,6 +126,29 @@ def test_default_point_takes_base_values_inside_the_ranges():
     base = {"loss": {"efficiency_weight": 4}, "supernet": {"max_cells": 8}}
     assert default_point(space, base) == {"loss.efficiency_weight": 4.0, "supernet.max_cells": 8}
     assert default_point(space, {"loss": {"efficiency_weight": 40.0}, "supernet": {}}) == {}
+
+
+def test_each_task_study_gets_its_own_stable_seed():
+    assert study_seed(0, "sst2") == study_seed(0, "sst2") == zlib.crc32(b"sst2") % 100_000
+    assert study_seed(0, "sst2") != study_seed(0, "mrpc")
+    assert study_seed(7, "sst2") == study_seed(0, "sst2") + 7
+
+
+def test_tpe_models_results_after_the_configured_startup_trials(tmp_path):
+    space = (parse_range("loss.kd_weight", {"type": "float", "low": 0.1, "high": 0.9}),)
+    searcher = make_searcher(
+        space=space,
+        base={},
+        metrics=["dev/accuracy"],
+        study_name="s",
+        storage_url=f"sqlite:///{tmp_path / 'optuna.db'}",
+        seed=0,
+        enqueue_defaults=False,
+        startup_trials=3,
+    )
+    assert searcher._sampler._n_startup_trials == 3
+    with pytest.raises(UserInputError, match="sweep.startup_trials"):
+        SweepSection(startup_trials=0)
 
 
 @pytest.mark.parametrize("metrics", [["dev/accuracy"], ["dev/accuracy", "cost/params"]])
