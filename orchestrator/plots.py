@@ -103,6 +103,7 @@ def pareto_figure(
             axes.set_xscale("log")
         else:
             axes.ticklabel_format(axis="x", style="plain", useOffset=False)
+            axes.xaxis.set_major_locator(plt.MaxNLocator(nbins=4))
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8)
     figure.suptitle(f"{task}: {metric} against cost")
