@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import math
 import os
 import platform
 import shlex
@@ -41,47 +39,40 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import TensorDataset
+from bench_baselines import (
+    bert_base_architecture,
+    bert_baseline,
+    count_params,
+    random_baseline,
+    searched_steps,
+    transformer_flops,
+)
+from bench_report import ratio, write_report
 
-from orchestrator.batches import batch_loader
 from orchestrator.config import (
-    RetrainSection,
     RunConfig,
     build_config,
     merge_overrides,
     parse_override,
     read_toml,
 )
-from orchestrator.data import load_task_data, progress_bars, tokenize_for_distillation
+from orchestrator.data import load_task_data, progress_bars
 from orchestrator.errors import UserInputError
-from orchestrator.latency import compare_latency, teacher_inputs
+from orchestrator.latency import compare_latency
 from orchestrator.pipeline import (
     PreparedTask,
-    TrialResult,
     prepare_task,
-    projected_tables,
     run_trial,
-    scratch_student,
-    seed_everything,
     supernet_config_for,
-    teacher_tables,
 )
-from orchestrator.progress import EpochCallback, EpochReport, console_reporter
-from orchestrator.retrain import RetrainResult, run_retrain
+from orchestrator.progress import EpochCallback, console_reporter
 from orchestrator.run_folder import write_run_folder
 from orchestrator.tasks import GLUE_TASKS, get_task
-from orchestrator.teacher import TEACHER_COLUMNS, load_teacher, load_tokenizer
-from searchspace.config import SupernetConfig
-from searchspace.costs import genotype_cost
-from searchspace.genotype import Genotype, derive_genotype
+from orchestrator.teacher import load_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_THREADS = torch.get_num_threads()  # before anything sets it
 DEFAULT_TASKS = ("sst2", "mrpc", "rte", "cola", "stsb")
-# The issue's targets (a benchmark reports against them; nothing fails when they are missed).
-RETENTION_TARGET = {"sst2": 0.97, "mrpc": 0.97}
-SIZE_TARGET = 20.0  # BERT-base params / searched student params
-SPEEDUP_TARGET = 50.0  # BERT-base latency / searched student latency, batch 1
 
 # Bench-only settings ([bench] in bench.toml, or --set bench.<key>=<value>).
 BENCH_DEFAULTS: dict[str, Any] = {
@@ -96,8 +87,6 @@ BENCH_DEFAULTS: dict[str, Any] = {
     # at start-up. The first gives the headline speedups.
     "latency_threads": [1, 0],
 }
-# Columns of PreparedTask.train/dev (orchestrator.batches.distillation_tensors).
-IDS_A, MASK_A, IDS_B, MASK_B, LABELS, PROBE_LOGITS, LOGITS = range(7)
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -161,263 +150,6 @@ def task_config(settings: BenchSettings, task: str, glue_dir: Path) -> RunConfig
     pairs["task.name"] = task
     pairs["task.data_dir"] = str(folder)
     return build_config(merge_overrides(data, pairs))
-
-
-# --- step budget -----------------------------------------------------------------------------
-
-
-def steps_per_epoch(rows: int, batch_size: int, cap: int | None) -> int:
-    full = math.ceil(rows / batch_size)
-    return min(full, cap) if cap else full
-
-
-def searched_steps(cfg: RunConfig, train_rows: int) -> dict[str, int]:
-    """Optimizer steps on the searched student's weights: the search's (when retrain inherits
-    them) plus the retrain's, as run_search and run_retrain count them."""
-    batch = cfg.data.batch_size
-    search_rows = train_rows // 2 if cfg.search.optimization == "alternating" else train_rows
-    search = cfg.search.epochs * steps_per_epoch(search_rows, batch, cfg.search.max_steps_per_epoch)
-    if cfg.retrain.mode != "inherit":
-        search = 0  # a scratch retrain throws the searched weights away
-    retrain = cfg.retrain.epochs * steps_per_epoch(
-        train_rows, batch, cfg.retrain.max_steps_per_epoch
-    )
-    return {"search": search, "retrain": retrain, "total": search + retrain}
-
-
-def budget_retrain(cfg: RunConfig, train_rows: int, total_steps: int, **changes) -> RetrainSection:
-    """The retrain section, with epochs and a per-epoch cap giving ``total_steps`` (rounded up
-    to a multiple of the epoch count, at most epochs - 1 steps over)."""
-    full = steps_per_epoch(train_rows, cfg.data.batch_size, None)
-    epochs = math.ceil(total_steps / full)
-    cap = math.ceil(total_steps / epochs) if epochs else None
-    return dataclasses.replace(
-        cfg.retrain,
-        epochs=epochs,
-        max_steps_per_epoch=cap if cap is not None and cap < full else None,
-        **changes,
-    )
-
-
-def retrain_steps(cfg: RetrainSection, train_rows: int, batch_size: int) -> int:
-    return cfg.epochs * steps_per_epoch(train_rows, batch_size, cfg.max_steps_per_epoch)
-
-
-# --- students --------------------------------------------------------------------------------
-
-
-def random_genotype_like(
-    config: SupernetConfig,
-    searched: Genotype,
-    *,
-    seq_len: int,
-    samples: int,
-    seed: int,
-    exclude_zero: bool,
-) -> tuple[Genotype, dict[str, Any]]:
-    """Of ``samples`` seeded random genotypes (random logits through ``derive_genotype``), the
-    one whose exact parameter count is closest to the searched student's; among those with the
-    searched number of cells when any was drawn. Never the searched genotype itself."""
-    target = genotype_cost(config, searched, seq_len).params
-    generator = torch.Generator().manual_seed(seed)
-    best: tuple[tuple[int, int], int, Genotype] | None = None
-    same_cells = 0
-    for index in range(samples):
-        edge_logits = torch.randn(config.num_edges, len(config.primitives), generator=generator)
-        depth_logits = torch.randn(config.max_cells, generator=generator)
-        genotype = derive_genotype(edge_logits, depth_logits, config, exclude_zero=exclude_zero)
-        if genotype.hash == searched.hash:
-            continue
-        same_cells += genotype.num_cells == searched.num_cells
-        gap = abs(genotype_cost(config, genotype, seq_len).params - target)
-        rank = (int(genotype.num_cells != searched.num_cells), gap)
-        if best is None or rank < best[0]:
-            best = (rank, index, genotype)
-    if best is None:
-        raise RuntimeError("no random genotype differs from the searched one")
-    _, index, genotype = best
-    return genotype, {
-        "target_params": target,
-        "params": genotype_cost(config, genotype, seq_len).params,
-        "samples": samples,
-        "seed": seed,
-        "sample_index": index,
-        "same_num_cells": genotype.num_cells == searched.num_cells,
-        "samples_with_same_num_cells": same_cells,
-    }
-
-
-class JointEncodingStudent(torch.nn.Module):
-    """An HF sequence classifier behind the student's call signature, so that ``run_retrain``
-    and ``evaluate`` train and score it unchanged. Its dataset carries the teacher's joint
-    encoding in the four student slots: (input_ids, attention_mask, token_type_ids,
-    attention_mask); ``trim_padding`` then cuts all four to the batch's longest pair."""
-
-    genotype = None  # EpochReport's genotype field
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids, attention_mask, token_type_ids, _attention_mask):
-        return self.model(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).logits
-
-
-def bert_style_student(
-    config: SupernetConfig,
-    *,
-    target_params: int,
-    max_positions: int,
-    heads: int,
-    max_layers: int,
-    tables,
-):
-    """BertForSequenceClassification at the cells' width (4x FFN), with the layer count whose
-    parameter count is closest to ``target_params``; word and position embeddings initialised
-    from the PCA-projected teacher tables, everything else BERT's random init."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    candidates = []
-    for layers in range(1, max_layers + 1):
-        bert_config = BertConfig(
-            vocab_size=config.vocab_size,
-            hidden_size=config.hidden_size,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            intermediate_size=4 * config.hidden_size,
-            max_position_embeddings=max_positions,
-            num_labels=config.num_labels,
-        )
-        with torch.device("meta"):
-            params = BertForSequenceClassification(bert_config).num_parameters()
-        candidates.append((abs(params - target_params), layers, bert_config))
-    _, _, bert_config = min(candidates, key=lambda item: item[:2])
-    model = BertForSequenceClassification(bert_config)
-    word, position = projected_tables(config, tables)
-    embeddings = model.bert.embeddings
-    with torch.no_grad():
-        embeddings.word_embeddings.weight.copy_(word[: bert_config.vocab_size])
-        if tables[1] is not None:
-            embeddings.position_embeddings.weight.copy_(position[:max_positions])
-    return model
-
-
-def joint_encoding_datasets(
-    cfg: RunConfig, prepared: PreparedTask
-) -> tuple[TensorDataset, TensorDataset]:
-    """Train/dev rows with the teacher's joint encoding in the student slots and the teacher's
-    logits from ``prepared``. The data is re-read and re-tokenised exactly as ``prepare_task``
-    does (same subsample seed, the teacher's tokenizer); rows are aligned by position, which is
-    checked against the student columns and labels ``prepared`` holds."""
-    data = load_task_data(
-        prepared.task,
-        data_dir=cfg.task.data_dir,
-        train_file=cfg.task.train_file,
-        dev_file=cfg.task.dev_file,
-        text_a=cfg.task.text_a,
-        text_b=cfg.task.text_b,
-        label_column=cfg.task.label_column,
-        max_train_samples=cfg.data.max_train_samples,
-        max_dev_samples=cfg.data.max_dev_samples,
-        seed=cfg.run.seed,
-    )
-    tokenizer = load_tokenizer(prepared.teacher_dir)
-    datasets = []
-    for split, knowledge in (("train", prepared.train), ("validation", prepared.dev)):
-        tokenized = tokenize_for_distillation(
-            data[split],
-            tokenizer,
-            max_seq_length=cfg.data.max_seq_length,
-            is_pair=prepared.task.is_pair,
-        )
-        names = [*TEACHER_COLUMNS, "input_ids_a", "input_ids_b", "labels"]
-        columns = dict(tokenized.with_format("torch", columns=names)[:])
-        tensors = knowledge.tensors
-        aligned = (
-            torch.equal(columns["input_ids_a"], tensors[IDS_A])
-            and torch.equal(columns["input_ids_b"], tensors[IDS_B])
-            and torch.equal(columns["labels"], tensors[LABELS])
-        )
-        if not aligned:
-            raise RuntimeError(f"re-tokenised {split} rows do not match the prepared task's")
-        datasets.append(
-            TensorDataset(
-                columns["input_ids"],
-                columns["attention_mask"],
-                columns["token_type_ids"],
-                columns["attention_mask"],
-                tensors[LABELS],
-                tensors[PROBE_LOGITS],
-                tensors[LOGITS],
-            )
-        )
-    return datasets[0], datasets[1]
-
-
-def train_baseline(
-    student: torch.nn.Module,
-    cfg: RunConfig,
-    prepared: PreparedTask,
-    *,
-    retrain_cfg: RetrainSection,
-    train: TensorDataset,
-    dev: TensorDataset,
-    name: str,
-    reporter: EpochCallback,
-) -> RetrainResult:
-    """The retrain phase's loop, loss and data order (seed + 2), with this budget."""
-
-    def report(event: EpochReport) -> None:
-        reporter(dataclasses.replace(event, phase=name))
-
-    return run_retrain(
-        student,
-        prepared.task,
-        train_loader=batch_loader(
-            train, batch_size=cfg.data.batch_size, shuffle=True, seed=cfg.run.seed + 2
-        ),
-        dev_loader=batch_loader(
-            dev, batch_size=cfg.data.batch_size, shuffle=False, seed=cfg.run.seed
-        ),
-        cfg=retrain_cfg,
-        loss_cfg=cfg.loss,
-        primary_metric=prepared.primary_metric,
-        on_epoch=report,
-        progress=cfg.run.progress_bar,
-    )
-
-
-# --- measurements ----------------------------------------------------------------------------
-
-
-def count_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-@torch.inference_mode()
-def transformer_flops(model: torch.nn.Module, seq_len: int, vocab_size: int) -> int:
-    """FLOPs of one full-length example by ``torch.utils.flop_counter`` (2 per MAC, the same
-    convention as ``searchspace.costs``)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model.eval()
-    with FlopCounterMode(display=False) as counter:
-        model(**teacher_inputs(1, seq_len, vocab_size))
-    return int(counter.get_total_flops())
-
-
-def bert_base_architecture(num_labels: int):
-    """BERT-base (12 x 768, 110M) with random weights: only its speed and size matter."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(BertConfig(num_labels=num_labels))
-    return model.eval()
-
-
-# --- one task --------------------------------------------------------------------------------
 
 
 def bench_task(
@@ -528,9 +260,9 @@ def bench_task(
     metric = prepared.task.primary_metric
     teacher_score = teacher_info["metrics"].get(metric)
     ratios = {
-        "retention": _ratio(searched["metrics"].get(metric), teacher_score),
-        "retention_random": _ratio(random_result["metrics"].get(metric), teacher_score),
-        "retention_bert_style": _ratio(bert_result["metrics"].get(metric), teacher_score),
+        "retention": ratio(searched["metrics"].get(metric), teacher_score),
+        "retention_random": ratio(random_result["metrics"].get(metric), teacher_score),
+        "retention_bert_style": ratio(bert_result["metrics"].get(metric), teacher_score),
         "size_vs_teacher": teacher_info["params"] / searched["params"],
         "size_vs_bert_base": bert_base_info["params"] / searched["params"],
     }
@@ -568,93 +300,6 @@ def bench_task(
     }
 
 
-def random_baseline(cfg, prepared, result: TrialResult, config, options, budget, reporter):
-    genotype, choice = random_genotype_like(
-        config,
-        result.genotype,
-        seq_len=cfg.run.latency_seq_length,
-        samples=int(options["random_genotype_samples"]),
-        seed=int(options["random_genotype_seed"]),
-        exclude_zero=cfg.search.exclude_zero,
-    )
-    seed_everything(cfg.run.seed)
-    student = scratch_student(config, genotype, teacher_tables(prepared, config))
-    retrain_cfg = budget_retrain(cfg, len(prepared.train), budget["total"])
-    trained = train_baseline(
-        student,
-        cfg,
-        prepared,
-        retrain_cfg=retrain_cfg,
-        train=prepared.train,
-        dev=prepared.dev,
-        name="random",
-        reporter=reporter,
-    )
-    return {
-        "model": student,
-        "metrics": _strip_prefix(trained.dev_metrics),
-        "params": student.num_parameters(),
-        "flops": student.flops(cfg.run.latency_seq_length),
-        "genotype": genotype.to_dict(),
-        "genotype_summary": genotype.summary(),
-        "genotype_hash": genotype.hash,
-        "choice": choice,
-        "steps": retrain_steps(retrain_cfg, len(prepared.train), cfg.data.batch_size),
-        "retrain": dataclasses.asdict(retrain_cfg),
-        "best_epoch": trained.best_epoch,
-        "history": trained.history,
-    }
-
-
-def bert_baseline(cfg, prepared, result: TrialResult, config, options, budget, reporter):
-    with progress_bars(cfg.run.progress_bar):
-        train, dev = joint_encoding_datasets(cfg, prepared)
-    seed_everything(cfg.run.seed)
-    model = bert_style_student(
-        config,
-        target_params=result.student.num_parameters(),
-        max_positions=max(cfg.data.max_seq_length, cfg.run.latency_seq_length),
-        heads=int(options["bert_heads"]),
-        max_layers=int(options["bert_max_layers"]),
-        tables=teacher_tables(prepared, config),
-    )
-    learning_rate = options["bert_learning_rate"] or cfg.retrain.learning_rate
-    retrain_cfg = budget_retrain(
-        cfg, len(prepared.train), budget["total"], learning_rate=float(learning_rate)
-    )
-    trained = train_baseline(
-        JointEncodingStudent(model),
-        cfg,
-        prepared,
-        retrain_cfg=retrain_cfg,
-        train=train,
-        dev=dev,
-        name="bert-style",
-        reporter=reporter,
-    )
-    shape = model.config
-    return {
-        "model": model,
-        "metrics": _strip_prefix(trained.dev_metrics),
-        "params": count_params(model),
-        "architecture": {
-            "hidden_size": shape.hidden_size,
-            "num_hidden_layers": shape.num_hidden_layers,
-            "num_attention_heads": shape.num_attention_heads,
-            "intermediate_size": shape.intermediate_size,
-            "max_position_embeddings": shape.max_position_embeddings,
-            "vocab_size": shape.vocab_size,
-        },
-        "embedding_init": "teacher word + position tables, PCA-projected to the width "
-        "(as the searched supernet starts); token types, layers, pooler, head: BERT random init",
-        "input": "teacher's joint pair encoding ([CLS] a [SEP] b [SEP], token types)",
-        "steps": retrain_steps(retrain_cfg, len(prepared.train), cfg.data.batch_size),
-        "retrain": dataclasses.asdict(retrain_cfg),
-        "best_epoch": trained.best_epoch,
-        "history": trained.history,
-    }
-
-
 def _available(cfg: RunConfig, prepared: PreparedTask, split: str) -> int:
     limit = cfg.data.max_train_samples if split == "train" else cfg.data.max_dev_samples
     used = len(prepared.train if split == "train" else prepared.dev)
@@ -667,310 +312,6 @@ def _available(cfg: RunConfig, prepared: PreparedTask, split: str) -> int:
 
 def _dev_metrics(metrics: dict[str, float]) -> dict[str, float]:
     return {k[4:]: v for k, v in metrics.items() if k.startswith("dev/")}
-
-
-def _strip_prefix(metrics: dict[str, float]) -> dict[str, float]:
-    return {k.split("/", 1)[1]: v for k, v in metrics.items()}
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    if a is None or not b:
-        return None
-    return a / b
-
-
-# --- report ----------------------------------------------------------------------------------
-
-
-def _f(value: float | None, digits: int = 3, suffix: str = "") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}{suffix}"
-
-
-def _m(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value / 1e6:.{digits}f}"
-
-
-def _used(data: dict[str, int], split: str) -> str:
-    used, available = data[f"{split}_examples"], data[f"{split}_available"]
-    return f"{used:,}" if used == available else f"{used:,} of {available:,}"
-
-
-def _ok(flag: bool | None) -> str:
-    return "-" if flag is None else ("yes" if flag else "**no**")
-
-
-def markdown(report: dict[str, Any]) -> str:
-    done = [r for r in report["tasks"] if r["status"] == "done"]
-    failed = [r for r in report["tasks"] if r["status"] != "done"]
-    finished = {r["task"] for r in report["tasks"]}
-    pending = [t for t in report["tasks_requested"] if t not in finished]
-    lines = [
-        "# AdaBERT benchmark on GLUE dev",
-        "",
-        f"**Tasks done: {len(done)} of {len(report['tasks_requested'])}** "
-        f"({', '.join(r['task'] for r in done) or 'none'})"
-        + (f"; failed: {', '.join(r['task'] for r in failed)}" if failed else "")
-        + (f"; pending: {', '.join(pending)}" if pending else "")
-        + f". Started {report['started']}, updated {report['updated']}"
-        + (" (run complete)." if report["complete"] else " (run in progress or interrupted)."),
-        "",
-        f"Teacher: `{report['teacher']}` fine-tuned per task by the pipeline. "
-        f"Machine: {report['machine']['cpus']} CPU cores (shared), torch "
-        f"{report['machine']['torch']}, transformers {report['machine']['transformers']}.",
-        "",
-        "## Results",
-        "",
-        "Dev-set primary metric. Retention = searched student / teacher. Baselines are trained "
-        "with the same KD loss for the same number of optimizer steps as the searched student. "
-        "Params, FLOPs and speedups are the searched student's; FLOPs per example at sequence "
-        "length 128; speedups are latency ratios from one interleaved run (batch 1 and 32, "
-        f"seq 128, {report['headline_threads']}); size ratios are exact parameter-count "
-        "ratios.",
-        "",
-        "| task | train / dev examples | metric | teacher | searched | retention | "
-        "random genotype | BERT-style | params (M) | FLOPs/ex (M) | size vs teacher | "
-        "size vs BERT-base | b1 vs teacher | b32 vs teacher | b1 vs BERT-base | "
-        "b32 vs BERT-base |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-        "---: | ---: | ---: | ---: |",
-    ]
-    for r in done:
-        metric, ratios = r["metric"], r["ratios"]
-        lines.append(
-            f"| {r['task']} | {_used(r['data'], 'train')} / {_used(r['data'], 'dev')} | "
-            f"{metric} | {_f(r['teacher']['metrics'].get(metric))} | "
-            f"{_f(r['searched']['metrics'].get(metric))} | "
-            f"{_f(_pct(ratios['retention']), 1, '%')} | "
-            f"{_f(r['random_genotype']['metrics'].get(metric))} | "
-            f"{_f(r['bert_style']['metrics'].get(metric))} | {_m(r['searched']['params'])} | "
-            f"{_m(r['searched']['flops'], 1)} | {_f(ratios['size_vs_teacher'], 1, 'x')} | "
-            f"{_f(ratios['size_vs_bert_base'], 1, 'x')} | "
-            f"{_f(ratios['speedup_b1_vs_teacher'], 1, 'x')} | "
-            f"{_f(ratios['speedup_b32_vs_teacher'], 1, 'x')} | "
-            f"{_f(ratios['speedup_b1_vs_bert_base'], 1, 'x')} | "
-            f"{_f(ratios['speedup_b32_vs_bert_base'], 1, 'x')} |"
-        )
-    lines += [
-        "",
-        "## Targets",
-        "",
-        "| task | retention ≥ 97% (SST-2, MRPC) | ≥ 20x smaller than BERT-base | "
-        "≥ 50x faster than BERT-base at batch 1 | searched beats random genotype |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for r in done:
-        metric, ratios = r["metric"], r["ratios"]
-        retention_target = RETENTION_TARGET.get(r["task"])
-        searched_score = r["searched"]["metrics"].get(metric)
-        random_score = r["random_genotype"]["metrics"].get(metric)
-        lines.append(
-            f"| {r['task']} | "
-            + (
-                f"{_ok(ratios['retention'] >= retention_target)} "
-                f"({_f(_pct(ratios['retention']), 1, '%')})"
-                if retention_target and ratios["retention"] is not None
-                else "n/a"
-            )
-            + f" | {_ok(ratios['size_vs_bert_base'] >= SIZE_TARGET)} "
-            f"({_f(ratios['size_vs_bert_base'], 1, 'x')}) | "
-            f"{_ok(ratios['speedup_b1_vs_bert_base'] >= SPEEDUP_TARGET)} "
-            f"({_f(ratios['speedup_b1_vs_bert_base'], 1, 'x')}) | "
-            f"{_ok(searched_score > random_score)} "
-            f"({_f(searched_score)} vs {_f(random_score)}) |"
-        )
-    lines += [
-        "",
-        "## Students and baselines",
-        "",
-        "Every student is trained with (1 - γ)·CE + γ·KD on the teacher's final logits "
-        "(`run_retrain`; the searched one also by the search before it); steps = optimizer "
-        "steps on its weights, best dev epoch kept. The random genotype is the closest in exact "
-        "parameter count among seeded random draws, trained from scratch with the teacher's "
-        "PCA-projected embeddings; the BERT-style student reads the teacher's joint pair "
-        "encoding, its embeddings initialised the same way. Best epoch of the searched "
-        "student: search epoch / retrain epoch (0 = the derived student before retraining).",
-        "",
-        "| task | model | dev metrics | params (M) | FLOPs/ex (M) | steps | lr | best epoch | "
-        "architecture |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for r in done:
-        for name, part, steps, lr, best, arch in _model_rows(r):
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in part.get("metrics", {}).items())
-            lines.append(
-                f"| {r['task']} | {name} | {shown or '-'} | {_m(part['params'])} | "
-                f"{_m(part['flops'], 1)} | {steps} | {lr} | {best} | {arch} |"
-            )
-    lines += [
-        "",
-        "## Latency (ms)",
-        "",
-        "Median of `run.latency_repeats` forward passes after 2 warm-up passes, CPU, "
-        "full-length random inputs at sequence 128, all five models interleaved per batch size "
-        "in one process (the machine is shared: compare within a row, not across runs). "
-        "The CNN students embed the two sentences separately (2 x 128 tokens); the "
-        "transformers read one joint 128-token sequence.",
-        "",
-        "Torch threads per row: `bench.latency_threads` (0 = torch's default); on a loaded "
-        "machine, more threads than free cores slow small models down most.",
-        "",
-        "| task | torch threads | batch | searched | random genotype | BERT-style | teacher | "
-        "BERT-base | load avg |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in done:
-        for run in r["latency_meta"]["runs"]:
-            ms = r["latency_ms"][run["label"]]
-            for batch in (1, 32):
-                cells = " | ".join(
-                    _f(ms[f"{name}_b{batch}"], 2)
-                    for name in ("searched", "random", "bert_style", "teacher", "bert_base")
-                )
-                lines.append(
-                    f"| {r['task']} | {run['threads']} | {batch} | {cells} | "
-                    f"{run['load_average_before']:.1f} |"
-                )
-    lines += [
-        "",
-        "## Phase wall times (s)",
-        "",
-        "data = read + tokenise; teacher = fine-tune + probes + knowledge (≈ 0 on a cache hit); "
-        "search and retrain = the searched student; then the two baselines; latency = loading, "
-        "timing and counting FLOPs.",
-        "",
-        "| task | data | teacher | cache hit | search | retrain | random genotype | BERT-style | "
-        "latency | total |",
-        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in done:
-        ps = r["phase_seconds"]
-        cells = " | ".join(
-            _f(ps.get(k), 0) for k in ("search", "retrain", "baseline_random", "baseline_bert")
-        )
-        lines.append(
-            f"| {r['task']} | {_f(ps.get('data'), 0)} | {_f(ps.get('teacher'), 0)} | "
-            f"{'yes' if r['teacher']['cache_hit'] else 'no'} | {cells} | "
-            f"{_f(ps.get('latency'), 0)} | {_f(ps.get('total'), 0)} |"
-        )
-    lines += ["", "## Searched genotypes", ""]
-    for r in done:
-        s = r["searched"]
-        lines.append(
-            f"- **{r['task']}** `{s['genotype_hash']}` (search best epoch "
-            f"{_f(s['search_best_epoch'], 0)}, dev {_f(s['search_best_dev'])} as a supernet "
-            f"sub-network): `{s['genotype_summary']}`"
-        )
-    for r in failed:
-        lines += ["", f"## {r['task']} failed", "", "```", r["error"].rstrip(), "```"]
-    lines += [
-        "",
-        "## Command",
-        "",
-        "```",
-        report["command"],
-        "```",
-        "",
-        "## Config",
-        "",
-        "Each task's config is bench.toml, then its `[tasks.<name>]` table, then the `--set` "
-        "overrides, then `task.name` and `task.data_dir`. Bench-only settings: "
-        f"`{json.dumps(report['bench_options'])}`.",
-        "",
-        f"bench.toml (`{report['config_path']}`):",
-        "",
-        "```toml",
-        report["config_text"].rstrip(),
-        "```",
-        "",
-        "`--set` overrides: "
-        + (", ".join(f"`{s}`" for s in report["overrides"]) if report["overrides"] else "none"),
-    ]
-    for r in done:
-        lines += [
-            "",
-            f"<details><summary>{r['task']}: resolved config</summary>",
-            "",
-            "```json",
-            json.dumps(r["config"], indent=1, sort_keys=True),
-            "```",
-            "",
-            "</details>",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def _model_rows(r: dict[str, Any]) -> list[tuple]:
-    """(name, part of the task's result, steps, learning rate, best epoch, architecture)."""
-    cfg, searched = r["config"], r["searched"]
-    rand, bert = r["random_genotype"], r["bert_style"]
-    steps = searched["steps"]
-    return [
-        (
-            "teacher",
-            r["teacher"],
-            "-",
-            cfg["teacher"]["learning_rate"],
-            "-",
-            f"`{cfg['teacher']['name_or_path']}`, fine-tuned",
-        ),
-        (
-            "searched",
-            searched,
-            f"{steps['search']:,} + {steps['retrain']:,}",
-            cfg["retrain"]["learning_rate"],
-            f"{_f(searched['search_best_epoch'], 0)} / {_f(searched['retrain_best_epoch'], 0)}",
-            _code(searched["genotype_summary"]),
-        ),
-        (
-            "random genotype",
-            rand,
-            f"{rand['steps']:,}",
-            rand["retrain"]["learning_rate"],
-            rand["best_epoch"],
-            _code(rand["genotype_summary"]),
-        ),
-        (
-            "BERT-style",
-            bert,
-            f"{bert['steps']:,}",
-            bert["retrain"]["learning_rate"],
-            bert["best_epoch"],
-            _bert_shape(bert["architecture"]),
-        ),
-        ("BERT-base (random weights)", r["bert_base"], "-", "-", "-", "12 x 768, 12 heads"),
-    ]
-
-
-def _code(text: str) -> str:
-    """Inline code inside a table cell: GitHub reads ``\\|`` as a literal pipe there too."""
-    return "`" + text.replace("|", "\\|") + "`"
-
-
-def _pct(value: float | None) -> float | None:
-    return None if value is None else 100.0 * value
-
-
-def _bert_shape(arch: dict[str, int]) -> str:
-    return (
-        f"{arch['num_hidden_layers']} x {arch['hidden_size']}, "
-        f"{arch['num_attention_heads']} heads, FFN {arch['intermediate_size']}"
-    )
-
-
-def write_report(out: Path, report: dict[str, Any]) -> None:
-    report["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
-    for name, text in (
-        ("bench.json", json.dumps(report, indent=1, default=str) + "\n"),
-        ("bench.md", markdown(report)),
-    ):
-        staging = out / f".{name}.tmp"
-        staging.write_text(text, encoding="utf-8")
-        os.replace(staging, out / name)
-
-
-# --- command line ----------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:

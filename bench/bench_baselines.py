@@ -1,0 +1,384 @@
+"""Baselines of the GLUE benchmark: the step budget they share with the searched student, a
+random genotype of similar cost and a BERT-style student of similar size (see run_bench.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import torch
+from torch.utils.data import TensorDataset
+
+from orchestrator.batches import batch_loader
+from orchestrator.config import (
+    RetrainSection,
+    RunConfig,
+)
+from orchestrator.data import load_task_data, progress_bars, tokenize_for_distillation
+from orchestrator.latency import teacher_inputs
+from orchestrator.pipeline import (
+    PreparedTask,
+    TrialResult,
+    projected_tables,
+    scratch_student,
+    seed_everything,
+    teacher_tables,
+)
+from orchestrator.progress import EpochCallback, EpochReport
+from orchestrator.retrain import RetrainResult, run_retrain
+from orchestrator.teacher import TEACHER_COLUMNS, load_tokenizer
+from searchspace.config import SupernetConfig
+from searchspace.costs import genotype_cost
+from searchspace.genotype import Genotype, derive_genotype
+
+# Columns of PreparedTask.train/dev (orchestrator.batches.distillation_tensors).
+IDS_A, MASK_A, IDS_B, MASK_B, LABELS, PROBE_LOGITS, LOGITS = range(7)
+
+
+# --- step budget -----------------------------------------------------------------------------
+
+
+def steps_per_epoch(rows: int, batch_size: int, cap: int | None) -> int:
+    full = math.ceil(rows / batch_size)
+    return min(full, cap) if cap else full
+
+
+def searched_steps(cfg: RunConfig, train_rows: int) -> dict[str, int]:
+    """Optimizer steps on the searched student's weights: the search's (when retrain inherits
+    them) plus the retrain's, as run_search and run_retrain count them."""
+    batch = cfg.data.batch_size
+    search_rows = train_rows // 2 if cfg.search.optimization == "alternating" else train_rows
+    search = cfg.search.epochs * steps_per_epoch(search_rows, batch, cfg.search.max_steps_per_epoch)
+    if cfg.retrain.mode != "inherit":
+        search = 0  # a scratch retrain throws the searched weights away
+    retrain = cfg.retrain.epochs * steps_per_epoch(
+        train_rows, batch, cfg.retrain.max_steps_per_epoch
+    )
+    return {"search": search, "retrain": retrain, "total": search + retrain}
+
+
+def budget_retrain(cfg: RunConfig, train_rows: int, total_steps: int, **changes) -> RetrainSection:
+    """The retrain section, with epochs and a per-epoch cap giving ``total_steps`` (rounded up
+    to a multiple of the epoch count, at most epochs - 1 steps over)."""
+    full = steps_per_epoch(train_rows, cfg.data.batch_size, None)
+    epochs = math.ceil(total_steps / full)
+    cap = math.ceil(total_steps / epochs) if epochs else None
+    return dataclasses.replace(
+        cfg.retrain,
+        epochs=epochs,
+        max_steps_per_epoch=cap if cap is not None and cap < full else None,
+        **changes,
+    )
+
+
+def retrain_steps(cfg: RetrainSection, train_rows: int, batch_size: int) -> int:
+    return cfg.epochs * steps_per_epoch(train_rows, batch_size, cfg.max_steps_per_epoch)
+
+
+# --- students --------------------------------------------------------------------------------
+
+
+def random_genotype_like(
+    config: SupernetConfig,
+    searched: Genotype,
+    *,
+    seq_len: int,
+    samples: int,
+    seed: int,
+    exclude_zero: bool,
+) -> tuple[Genotype, dict[str, Any]]:
+    """Of ``samples`` seeded random genotypes (random logits through ``derive_genotype``), the
+    one whose exact parameter count is closest to the searched student's; among those with the
+    searched number of cells when any was drawn. Never the searched genotype itself."""
+    target = genotype_cost(config, searched, seq_len).params
+    generator = torch.Generator().manual_seed(seed)
+    best: tuple[tuple[int, int], int, Genotype] | None = None
+    same_cells = 0
+    for index in range(samples):
+        edge_logits = torch.randn(config.num_edges, len(config.primitives), generator=generator)
+        depth_logits = torch.randn(config.max_cells, generator=generator)
+        genotype = derive_genotype(edge_logits, depth_logits, config, exclude_zero=exclude_zero)
+        if genotype.hash == searched.hash:
+            continue
+        same_cells += genotype.num_cells == searched.num_cells
+        gap = abs(genotype_cost(config, genotype, seq_len).params - target)
+        rank = (int(genotype.num_cells != searched.num_cells), gap)
+        if best is None or rank < best[0]:
+            best = (rank, index, genotype)
+    if best is None:
+        raise RuntimeError("no random genotype differs from the searched one")
+    _, index, genotype = best
+    return genotype, {
+        "target_params": target,
+        "params": genotype_cost(config, genotype, seq_len).params,
+        "samples": samples,
+        "seed": seed,
+        "sample_index": index,
+        "same_num_cells": genotype.num_cells == searched.num_cells,
+        "samples_with_same_num_cells": same_cells,
+    }
+
+
+class JointEncodingStudent(torch.nn.Module):
+    """An HF sequence classifier behind the student's call signature, so that ``run_retrain``
+    and ``evaluate`` train and score it unchanged. Its dataset carries the teacher's joint
+    encoding in the four student slots: (input_ids, attention_mask, token_type_ids,
+    attention_mask); ``trim_padding`` then cuts all four to the batch's longest pair."""
+
+    genotype = None  # EpochReport's genotype field
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids, _attention_mask):
+        return self.model(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).logits
+
+
+def bert_style_student(
+    config: SupernetConfig,
+    *,
+    target_params: int,
+    max_positions: int,
+    heads: int,
+    max_layers: int,
+    tables,
+):
+    """BertForSequenceClassification at the cells' width (4x FFN), with the layer count whose
+    parameter count is closest to ``target_params``; word and position embeddings initialised
+    from the PCA-projected teacher tables, everything else BERT's random init."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    candidates = []
+    for layers in range(1, max_layers + 1):
+        bert_config = BertConfig(
+            vocab_size=config.vocab_size,
+            hidden_size=config.hidden_size,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=4 * config.hidden_size,
+            max_position_embeddings=max_positions,
+            num_labels=config.num_labels,
+        )
+        with torch.device("meta"):
+            params = BertForSequenceClassification(bert_config).num_parameters()
+        candidates.append((abs(params - target_params), layers, bert_config))
+    _, _, bert_config = min(candidates, key=lambda item: item[:2])
+    model = BertForSequenceClassification(bert_config)
+    word, position = projected_tables(config, tables)
+    embeddings = model.bert.embeddings
+    with torch.no_grad():
+        embeddings.word_embeddings.weight.copy_(word[: bert_config.vocab_size])
+        if tables[1] is not None:
+            embeddings.position_embeddings.weight.copy_(position[:max_positions])
+    return model
+
+
+def joint_encoding_datasets(
+    cfg: RunConfig, prepared: PreparedTask
+) -> tuple[TensorDataset, TensorDataset]:
+    """Train/dev rows with the teacher's joint encoding in the student slots and the teacher's
+    logits from ``prepared``. The data is re-read and re-tokenised exactly as ``prepare_task``
+    does (same subsample seed, the teacher's tokenizer); rows are aligned by position, which is
+    checked against the student columns and labels ``prepared`` holds."""
+    data = load_task_data(
+        prepared.task,
+        data_dir=cfg.task.data_dir,
+        train_file=cfg.task.train_file,
+        dev_file=cfg.task.dev_file,
+        text_a=cfg.task.text_a,
+        text_b=cfg.task.text_b,
+        label_column=cfg.task.label_column,
+        max_train_samples=cfg.data.max_train_samples,
+        max_dev_samples=cfg.data.max_dev_samples,
+        seed=cfg.run.seed,
+    )
+    tokenizer = load_tokenizer(prepared.teacher_dir)
+    datasets = []
+    for split, knowledge in (("train", prepared.train), ("validation", prepared.dev)):
+        tokenized = tokenize_for_distillation(
+            data[split],
+            tokenizer,
+            max_seq_length=cfg.data.max_seq_length,
+            is_pair=prepared.task.is_pair,
+        )
+        names = [*TEACHER_COLUMNS, "input_ids_a", "input_ids_b", "labels"]
+        columns = dict(tokenized.with_format("torch", columns=names)[:])
+        tensors = knowledge.tensors
+        aligned = (
+            torch.equal(columns["input_ids_a"], tensors[IDS_A])
+            and torch.equal(columns["input_ids_b"], tensors[IDS_B])
+            and torch.equal(columns["labels"], tensors[LABELS])
+        )
+        if not aligned:
+            raise RuntimeError(f"re-tokenised {split} rows do not match the prepared task's")
+        datasets.append(
+            TensorDataset(
+                columns["input_ids"],
+                columns["attention_mask"],
+                columns["token_type_ids"],
+                columns["attention_mask"],
+                tensors[LABELS],
+                tensors[PROBE_LOGITS],
+                tensors[LOGITS],
+            )
+        )
+    return datasets[0], datasets[1]
+
+
+def train_baseline(
+    student: torch.nn.Module,
+    cfg: RunConfig,
+    prepared: PreparedTask,
+    *,
+    retrain_cfg: RetrainSection,
+    train: TensorDataset,
+    dev: TensorDataset,
+    name: str,
+    reporter: EpochCallback,
+) -> RetrainResult:
+    """The retrain phase's loop, loss and data order (seed + 2), with this budget."""
+
+    def report(event: EpochReport) -> None:
+        reporter(dataclasses.replace(event, phase=name))
+
+    return run_retrain(
+        student,
+        prepared.task,
+        train_loader=batch_loader(
+            train, batch_size=cfg.data.batch_size, shuffle=True, seed=cfg.run.seed + 2
+        ),
+        dev_loader=batch_loader(
+            dev, batch_size=cfg.data.batch_size, shuffle=False, seed=cfg.run.seed
+        ),
+        cfg=retrain_cfg,
+        loss_cfg=cfg.loss,
+        primary_metric=prepared.primary_metric,
+        on_epoch=report,
+        progress=cfg.run.progress_bar,
+    )
+
+
+# --- measurements ----------------------------------------------------------------------------
+
+
+def count_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.inference_mode()
+def transformer_flops(model: torch.nn.Module, seq_len: int, vocab_size: int) -> int:
+    """FLOPs of one full-length example by ``torch.utils.flop_counter`` (2 per MAC, the same
+    convention as ``searchspace.costs``)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    with FlopCounterMode(display=False) as counter:
+        model(**teacher_inputs(1, seq_len, vocab_size))
+    return int(counter.get_total_flops())
+
+
+def bert_base_architecture(num_labels: int):
+    """BERT-base (12 x 768, 110M) with random weights: only its speed and size matter."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(num_labels=num_labels))
+    return model.eval()
+
+
+# --- one task --------------------------------------------------------------------------------
+
+
+def random_baseline(cfg, prepared, result: TrialResult, config, options, budget, reporter):
+    genotype, choice = random_genotype_like(
+        config,
+        result.genotype,
+        seq_len=cfg.run.latency_seq_length,
+        samples=int(options["random_genotype_samples"]),
+        seed=int(options["random_genotype_seed"]),
+        exclude_zero=cfg.search.exclude_zero,
+    )
+    seed_everything(cfg.run.seed)
+    student = scratch_student(config, genotype, teacher_tables(prepared, config))
+    retrain_cfg = budget_retrain(cfg, len(prepared.train), budget["total"])
+    trained = train_baseline(
+        student,
+        cfg,
+        prepared,
+        retrain_cfg=retrain_cfg,
+        train=prepared.train,
+        dev=prepared.dev,
+        name="random",
+        reporter=reporter,
+    )
+    return {
+        "model": student,
+        "metrics": _strip_prefix(trained.dev_metrics),
+        "params": student.num_parameters(),
+        "flops": student.flops(cfg.run.latency_seq_length),
+        "genotype": genotype.to_dict(),
+        "genotype_summary": genotype.summary(),
+        "genotype_hash": genotype.hash,
+        "choice": choice,
+        "steps": retrain_steps(retrain_cfg, len(prepared.train), cfg.data.batch_size),
+        "retrain": dataclasses.asdict(retrain_cfg),
+        "best_epoch": trained.best_epoch,
+        "history": trained.history,
+    }
+
+
+def bert_baseline(cfg, prepared, result: TrialResult, config, options, budget, reporter):
+    with progress_bars(cfg.run.progress_bar):
+        train, dev = joint_encoding_datasets(cfg, prepared)
+    seed_everything(cfg.run.seed)
+    model = bert_style_student(
+        config,
+        target_params=result.student.num_parameters(),
+        max_positions=max(cfg.data.max_seq_length, cfg.run.latency_seq_length),
+        heads=int(options["bert_heads"]),
+        max_layers=int(options["bert_max_layers"]),
+        tables=teacher_tables(prepared, config),
+    )
+    learning_rate = options["bert_learning_rate"] or cfg.retrain.learning_rate
+    retrain_cfg = budget_retrain(
+        cfg, len(prepared.train), budget["total"], learning_rate=float(learning_rate)
+    )
+    trained = train_baseline(
+        JointEncodingStudent(model),
+        cfg,
+        prepared,
+        retrain_cfg=retrain_cfg,
+        train=train,
+        dev=dev,
+        name="bert-style",
+        reporter=reporter,
+    )
+    shape = model.config
+    return {
+        "model": model,
+        "metrics": _strip_prefix(trained.dev_metrics),
+        "params": count_params(model),
+        "architecture": {
+            "hidden_size": shape.hidden_size,
+            "num_hidden_layers": shape.num_hidden_layers,
+            "num_attention_heads": shape.num_attention_heads,
+            "intermediate_size": shape.intermediate_size,
+            "max_position_embeddings": shape.max_position_embeddings,
+            "vocab_size": shape.vocab_size,
+        },
+        "embedding_init": "teacher word + position tables, PCA-projected to the width "
+        "(as the searched supernet starts); token types, layers, pooler, head: BERT random init",
+        "input": "teacher's joint pair encoding ([CLS] a [SEP] b [SEP], token types)",
+        "steps": retrain_steps(retrain_cfg, len(prepared.train), cfg.data.batch_size),
+        "retrain": dataclasses.asdict(retrain_cfg),
+        "best_epoch": trained.best_epoch,
+        "history": trained.history,
+    }
+
+
+def _strip_prefix(metrics: dict[str, float]) -> dict[str, float]:
+    return {k.split("/", 1)[1]: v for k, v in metrics.items()}

@@ -1,0 +1,312 @@
+"""The GLUE benchmark's report: bench.md (Markdown tables) and bench.json."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+# The issue's targets (a benchmark reports against them; nothing fails when they are missed).
+RETENTION_TARGET = {"sst2": 0.97, "mrpc": 0.97}
+SIZE_TARGET = 20.0  # BERT-base params / searched student params
+SPEEDUP_TARGET = 50.0  # BERT-base latency / searched student latency, batch 1
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or not b:
+        return None
+    return a / b
+
+
+def _f(value: float | None, digits: int = 3, suffix: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}{suffix}"
+
+
+def _m(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value / 1e6:.{digits}f}"
+
+
+def _used(data: dict[str, int], split: str) -> str:
+    used, available = data[f"{split}_examples"], data[f"{split}_available"]
+    return f"{used:,}" if used == available else f"{used:,} of {available:,}"
+
+
+def _ok(flag: bool | None) -> str:
+    return "-" if flag is None else ("yes" if flag else "**no**")
+
+
+def markdown(report: dict[str, Any]) -> str:
+    done = [r for r in report["tasks"] if r["status"] == "done"]
+    failed = [r for r in report["tasks"] if r["status"] != "done"]
+    finished = {r["task"] for r in report["tasks"]}
+    pending = [t for t in report["tasks_requested"] if t not in finished]
+    lines = [
+        "# AdaBERT benchmark on GLUE dev",
+        "",
+        f"**Tasks done: {len(done)} of {len(report['tasks_requested'])}** "
+        f"({', '.join(r['task'] for r in done) or 'none'})"
+        + (f"; failed: {', '.join(r['task'] for r in failed)}" if failed else "")
+        + (f"; pending: {', '.join(pending)}" if pending else "")
+        + f". Started {report['started']}, updated {report['updated']}"
+        + (" (run complete)." if report["complete"] else " (run in progress or interrupted)."),
+        "",
+        f"Teacher: `{report['teacher']}` fine-tuned per task by the pipeline. "
+        f"Machine: {report['machine']['cpus']} CPU cores (shared), torch "
+        f"{report['machine']['torch']}, transformers {report['machine']['transformers']}.",
+        "",
+        "## Results",
+        "",
+        "Dev-set primary metric. Retention = searched student / teacher. Baselines are trained "
+        "with the same KD loss for the same number of optimizer steps as the searched student. "
+        "Params, FLOPs and speedups are the searched student's; FLOPs per example at sequence "
+        "length 128; speedups are latency ratios from one interleaved run (batch 1 and 32, "
+        f"seq 128, {report['headline_threads']}); size ratios are exact parameter-count "
+        "ratios.",
+        "",
+        "| task | train / dev examples | metric | teacher | searched | retention | "
+        "random genotype | BERT-style | params (M) | FLOPs/ex (M) | size vs teacher | "
+        "size vs BERT-base | b1 vs teacher | b32 vs teacher | b1 vs BERT-base | "
+        "b32 vs BERT-base |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+        "---: | ---: | ---: | ---: |",
+    ]
+    for r in done:
+        metric, ratios = r["metric"], r["ratios"]
+        lines.append(
+            f"| {r['task']} | {_used(r['data'], 'train')} / {_used(r['data'], 'dev')} | "
+            f"{metric} | {_f(r['teacher']['metrics'].get(metric))} | "
+            f"{_f(r['searched']['metrics'].get(metric))} | "
+            f"{_f(_pct(ratios['retention']), 1, '%')} | "
+            f"{_f(r['random_genotype']['metrics'].get(metric))} | "
+            f"{_f(r['bert_style']['metrics'].get(metric))} | {_m(r['searched']['params'])} | "
+            f"{_m(r['searched']['flops'], 1)} | {_f(ratios['size_vs_teacher'], 1, 'x')} | "
+            f"{_f(ratios['size_vs_bert_base'], 1, 'x')} | "
+            f"{_f(ratios['speedup_b1_vs_teacher'], 1, 'x')} | "
+            f"{_f(ratios['speedup_b32_vs_teacher'], 1, 'x')} | "
+            f"{_f(ratios['speedup_b1_vs_bert_base'], 1, 'x')} | "
+            f"{_f(ratios['speedup_b32_vs_bert_base'], 1, 'x')} |"
+        )
+    lines += [
+        "",
+        "## Targets",
+        "",
+        "| task | retention ≥ 97% (SST-2, MRPC) | ≥ 20x smaller than BERT-base | "
+        "≥ 50x faster than BERT-base at batch 1 | searched beats random genotype |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in done:
+        metric, ratios = r["metric"], r["ratios"]
+        retention_target = RETENTION_TARGET.get(r["task"])
+        searched_score = r["searched"]["metrics"].get(metric)
+        random_score = r["random_genotype"]["metrics"].get(metric)
+        lines.append(
+            f"| {r['task']} | "
+            + (
+                f"{_ok(ratios['retention'] >= retention_target)} "
+                f"({_f(_pct(ratios['retention']), 1, '%')})"
+                if retention_target and ratios["retention"] is not None
+                else "n/a"
+            )
+            + f" | {_ok(ratios['size_vs_bert_base'] >= SIZE_TARGET)} "
+            f"({_f(ratios['size_vs_bert_base'], 1, 'x')}) | "
+            f"{_ok(ratios['speedup_b1_vs_bert_base'] >= SPEEDUP_TARGET)} "
+            f"({_f(ratios['speedup_b1_vs_bert_base'], 1, 'x')}) | "
+            f"{_ok(searched_score > random_score)} "
+            f"({_f(searched_score)} vs {_f(random_score)}) |"
+        )
+    lines += [
+        "",
+        "## Students and baselines",
+        "",
+        "Every student is trained with (1 - γ)·CE + γ·KD on the teacher's final logits "
+        "(`run_retrain`; the searched one also by the search before it); steps = optimizer "
+        "steps on its weights, best dev epoch kept. The random genotype is the closest in exact "
+        "parameter count among seeded random draws, trained from scratch with the teacher's "
+        "PCA-projected embeddings; the BERT-style student reads the teacher's joint pair "
+        "encoding, its embeddings initialised the same way. Best epoch of the searched "
+        "student: search epoch / retrain epoch (0 = the derived student before retraining).",
+        "",
+        "| task | model | dev metrics | params (M) | FLOPs/ex (M) | steps | lr | best epoch | "
+        "architecture |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in done:
+        for name, part, steps, lr, best, arch in _model_rows(r):
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in part.get("metrics", {}).items())
+            lines.append(
+                f"| {r['task']} | {name} | {shown or '-'} | {_m(part['params'])} | "
+                f"{_m(part['flops'], 1)} | {steps} | {lr} | {best} | {arch} |"
+            )
+    lines += [
+        "",
+        "## Latency (ms)",
+        "",
+        "Median of `run.latency_repeats` forward passes after 2 warm-up passes, CPU, "
+        "full-length random inputs at sequence 128, all five models interleaved per batch size "
+        "in one process (the machine is shared: compare within a row, not across runs). "
+        "The CNN students embed the two sentences separately (2 x 128 tokens); the "
+        "transformers read one joint 128-token sequence.",
+        "",
+        "Torch threads per row: `bench.latency_threads` (0 = torch's default); on a loaded "
+        "machine, more threads than free cores slow small models down most.",
+        "",
+        "| task | torch threads | batch | searched | random genotype | BERT-style | teacher | "
+        "BERT-base | load avg |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in done:
+        for run in r["latency_meta"]["runs"]:
+            ms = r["latency_ms"][run["label"]]
+            for batch in (1, 32):
+                cells = " | ".join(
+                    _f(ms[f"{name}_b{batch}"], 2)
+                    for name in ("searched", "random", "bert_style", "teacher", "bert_base")
+                )
+                lines.append(
+                    f"| {r['task']} | {run['threads']} | {batch} | {cells} | "
+                    f"{run['load_average_before']:.1f} |"
+                )
+    lines += [
+        "",
+        "## Phase wall times (s)",
+        "",
+        "data = read + tokenise; teacher = fine-tune + probes + knowledge (≈ 0 on a cache hit); "
+        "search and retrain = the searched student; then the two baselines; latency = loading, "
+        "timing and counting FLOPs.",
+        "",
+        "| task | data | teacher | cache hit | search | retrain | random genotype | BERT-style | "
+        "latency | total |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in done:
+        ps = r["phase_seconds"]
+        cells = " | ".join(
+            _f(ps.get(k), 0) for k in ("search", "retrain", "baseline_random", "baseline_bert")
+        )
+        lines.append(
+            f"| {r['task']} | {_f(ps.get('data'), 0)} | {_f(ps.get('teacher'), 0)} | "
+            f"{'yes' if r['teacher']['cache_hit'] else 'no'} | {cells} | "
+            f"{_f(ps.get('latency'), 0)} | {_f(ps.get('total'), 0)} |"
+        )
+    lines += ["", "## Searched genotypes", ""]
+    for r in done:
+        s = r["searched"]
+        lines.append(
+            f"- **{r['task']}** `{s['genotype_hash']}` (search best epoch "
+            f"{_f(s['search_best_epoch'], 0)}, dev {_f(s['search_best_dev'])} as a supernet "
+            f"sub-network): `{s['genotype_summary']}`"
+        )
+    for r in failed:
+        lines += ["", f"## {r['task']} failed", "", "```", r["error"].rstrip(), "```"]
+    lines += [
+        "",
+        "## Command",
+        "",
+        "```",
+        report["command"],
+        "```",
+        "",
+        "## Config",
+        "",
+        "Each task's config is bench.toml, then its `[tasks.<name>]` table, then the `--set` "
+        "overrides, then `task.name` and `task.data_dir`. Bench-only settings: "
+        f"`{json.dumps(report['bench_options'])}`.",
+        "",
+        f"bench.toml (`{report['config_path']}`):",
+        "",
+        "```toml",
+        report["config_text"].rstrip(),
+        "```",
+        "",
+        "`--set` overrides: "
+        + (", ".join(f"`{s}`" for s in report["overrides"]) if report["overrides"] else "none"),
+    ]
+    for r in done:
+        lines += [
+            "",
+            f"<details><summary>{r['task']}: resolved config</summary>",
+            "",
+            "```json",
+            json.dumps(r["config"], indent=1, sort_keys=True),
+            "```",
+            "",
+            "</details>",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _model_rows(r: dict[str, Any]) -> list[tuple]:
+    """(name, part of the task's result, steps, learning rate, best epoch, architecture)."""
+    cfg, searched = r["config"], r["searched"]
+    rand, bert = r["random_genotype"], r["bert_style"]
+    steps = searched["steps"]
+    return [
+        (
+            "teacher",
+            r["teacher"],
+            "-",
+            cfg["teacher"]["learning_rate"],
+            "-",
+            f"`{cfg['teacher']['name_or_path']}`, fine-tuned",
+        ),
+        (
+            "searched",
+            searched,
+            f"{steps['search']:,} + {steps['retrain']:,}",
+            cfg["retrain"]["learning_rate"],
+            f"{_f(searched['search_best_epoch'], 0)} / {_f(searched['retrain_best_epoch'], 0)}",
+            _code(searched["genotype_summary"]),
+        ),
+        (
+            "random genotype",
+            rand,
+            f"{rand['steps']:,}",
+            rand["retrain"]["learning_rate"],
+            rand["best_epoch"],
+            _code(rand["genotype_summary"]),
+        ),
+        (
+            "BERT-style",
+            bert,
+            f"{bert['steps']:,}",
+            bert["retrain"]["learning_rate"],
+            bert["best_epoch"],
+            _bert_shape(bert["architecture"]),
+        ),
+        ("BERT-base (random weights)", r["bert_base"], "-", "-", "-", "12 x 768, 12 heads"),
+    ]
+
+
+def _code(text: str) -> str:
+    """Inline code inside a table cell: GitHub reads ``\\|`` as a literal pipe there too."""
+    return "`" + text.replace("|", "\\|") + "`"
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else 100.0 * value
+
+
+def _bert_shape(arch: dict[str, int]) -> str:
+    return (
+        f"{arch['num_hidden_layers']} x {arch['hidden_size']}, "
+        f"{arch['num_attention_heads']} heads, FFN {arch['intermediate_size']}"
+    )
+
+
+def write_report(out: Path, report: dict[str, Any]) -> None:
+    report["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    for name, text in (
+        ("bench.json", json.dumps(report, indent=1, default=str) + "\n"),
+        ("bench.md", markdown(report)),
+    ):
+        staging = out / f".{name}.tmp"
+        staging.write_text(text, encoding="utf-8")
+        os.replace(staging, out / name)
+
+
+# --- command line ----------------------------------------------------------------------------
