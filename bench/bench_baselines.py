@@ -15,11 +15,12 @@ from orchestrator.config import (
     RetrainSection,
     RunConfig,
 )
-from orchestrator.data import load_task_data, progress_bars, tokenize_for_distillation
+from orchestrator.data import progress_bars, tokenize_for_distillation
 from orchestrator.latency import teacher_inputs
 from orchestrator.pipeline import (
     PreparedTask,
     TrialResult,
+    load_run_data,
     projected_tables,
     scratch_student,
     seed_everything,
@@ -184,18 +185,7 @@ def joint_encoding_datasets(
     logits from ``prepared``. The data is re-read and re-tokenised exactly as ``prepare_task``
     does (same subsample seed, the teacher's tokenizer); rows are aligned by position, which is
     checked against the student columns and labels ``prepared`` holds."""
-    data = load_task_data(
-        prepared.task,
-        data_dir=cfg.task.data_dir,
-        train_file=cfg.task.train_file,
-        dev_file=cfg.task.dev_file,
-        text_a=cfg.task.text_a,
-        text_b=cfg.task.text_b,
-        label_column=cfg.task.label_column,
-        max_train_samples=cfg.data.max_train_samples,
-        max_dev_samples=cfg.data.max_dev_samples,
-        seed=cfg.run.seed,
-    )
+    data = load_run_data(cfg, prepared.task)
     tokenizer = load_tokenizer(prepared.teacher_dir)
     datasets = []
     for split, knowledge in (("train", prepared.train), ("validation", prepared.dev)):

@@ -130,11 +130,9 @@ def prepare_task(
         return _prepare_task(cfg, on_progress=on_progress, progress=progress)
 
 
-def _prepare_task(cfg: RunConfig, *, on_progress: EpochCallback | None, progress: bool):
-    started = time.perf_counter()
-    task = resolve_task(cfg.task)
-    teacher_reference = resolve_teacher_reference(cfg.teacher.name_or_path)
-    data = load_task_data(
+def load_run_data(cfg: RunConfig, task: TaskSpec):
+    """The train and validation splits a run uses (source, columns and subsample from ``cfg``)."""
+    return load_task_data(
         task,
         data_dir=cfg.task.data_dir,
         train_file=cfg.task.train_file,
@@ -146,6 +144,13 @@ def _prepare_task(cfg: RunConfig, *, on_progress: EpochCallback | None, progress
         max_dev_samples=cfg.data.max_dev_samples,
         seed=cfg.run.seed,
     )
+
+
+def _prepare_task(cfg: RunConfig, *, on_progress: EpochCallback | None, progress: bool):
+    started = time.perf_counter()
+    task = resolve_task(cfg.task)
+    teacher_reference = resolve_teacher_reference(cfg.teacher.name_or_path)
+    data = load_run_data(cfg, task)
     tokenizer = load_tokenizer(teacher_reference)
     tokenized = {
         split: tokenize_for_distillation(
