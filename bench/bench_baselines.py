@@ -8,16 +8,13 @@ import math
 from typing import Any
 
 import torch
-from torch.utils.data import TensorDataset
 
-from orchestrator.batches import batch_loader
 from orchestrator.config import (
     RetrainSection,
     RunConfig,
 )
-from orchestrator.data import progress_bars, tokenize_for_distillation
-from orchestrator.latency import teacher_inputs
-from orchestrator.pipeline import (
+from orchestrator.method.latency import teacher_inputs
+from orchestrator.method.pipeline import (
     PreparedTask,
     TrialResult,
     load_run_data,
@@ -26,16 +23,14 @@ from orchestrator.pipeline import (
     seed_everything,
     teacher_tables,
 )
+from orchestrator.method.retrain import RetrainResult, run_retrain
 from orchestrator.progress import EpochCallback, EpochReport
-from orchestrator.retrain import RetrainResult, run_retrain
-from orchestrator.teacher import TEACHER_COLUMNS, load_tokenizer
+from orchestrator.tasks.batches import DistillationSet, batch_loader
+from orchestrator.tasks.data import progress_bars, tokenize_for_distillation
+from orchestrator.teacher.model import TEACHER_COLUMNS, load_tokenizer
 from searchspace.config import SupernetConfig
 from searchspace.costs import genotype_cost
 from searchspace.genotype import Genotype, derive_genotype
-
-# Columns of PreparedTask.train/dev (orchestrator.batches.distillation_tensors).
-IDS_A, MASK_A, IDS_B, MASK_B, LABELS, PROBE_LOGITS, LOGITS = range(7)
-
 
 # --- step budget -----------------------------------------------------------------------------
 
@@ -180,7 +175,7 @@ def bert_style_student(
 
 def joint_encoding_datasets(
     cfg: RunConfig, prepared: PreparedTask
-) -> tuple[TensorDataset, TensorDataset]:
+) -> tuple[DistillationSet, DistillationSet]:
     """Train/dev rows with the teacher's joint encoding in the student slots and the teacher's
     logits from ``prepared``. The data is re-read and re-tokenised exactly as ``prepare_task``
     does (same subsample seed, the teacher's tokenizer); rows are aligned by position, which is
@@ -197,23 +192,23 @@ def joint_encoding_datasets(
         )
         names = [*TEACHER_COLUMNS, "input_ids_a", "input_ids_b", "labels"]
         columns = dict(tokenized.with_format("torch", columns=names)[:])
-        tensors = knowledge.tensors
         aligned = (
-            torch.equal(columns["input_ids_a"], tensors[IDS_A])
-            and torch.equal(columns["input_ids_b"], tensors[IDS_B])
-            and torch.equal(columns["labels"], tensors[LABELS])
+            torch.equal(columns["input_ids_a"], knowledge.input_ids_a)
+            and torch.equal(columns["input_ids_b"], knowledge.input_ids_b)
+            and torch.equal(columns["labels"], knowledge.labels)
         )
         if not aligned:
             raise RuntimeError(f"re-tokenised {split} rows do not match the prepared task's")
         datasets.append(
-            TensorDataset(
-                columns["input_ids"],
-                columns["attention_mask"],
-                columns["token_type_ids"],
-                columns["attention_mask"],
-                tensors[LABELS],
-                tensors[PROBE_LOGITS],
-                tensors[LOGITS],
+            # The joint encoding rides in the student slots: (ids, mask, token types, mask).
+            DistillationSet(
+                input_ids_a=columns["input_ids"],
+                attention_mask_a=columns["attention_mask"],
+                input_ids_b=columns["token_type_ids"],
+                attention_mask_b=columns["attention_mask"],
+                labels=knowledge.labels,
+                teacher_probe_logits=knowledge.teacher_probe_logits,
+                teacher_logits=knowledge.teacher_logits,
             )
         )
     return datasets[0], datasets[1]
@@ -225,8 +220,8 @@ def train_baseline(
     prepared: PreparedTask,
     *,
     retrain_cfg: RetrainSection,
-    train: TensorDataset,
-    dev: TensorDataset,
+    train: DistillationSet,
+    dev: DistillationSet,
     name: str,
     reporter: EpochCallback,
 ) -> RetrainResult:

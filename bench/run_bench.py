@@ -5,7 +5,7 @@ Usage (from the repository root, after scripts/setup.sh):
     HF_HUB_OFFLINE=1 .venv/bin/python bench/run_bench.py --glue-dir ../shared/data/glue \
         --tasks sst2 mrpc rte cola stsb --config bench/bench.toml [--set k=v ...] [--out DIR]
 
-Per task this is ``adabert run`` (the project's own ``prepare_task`` and ``run_trial``: cached
+Per task this is ``adabert run`` (the project's own ``prepare_task`` and ``run_one_task``: cached
 teacher knowledge, search, derive, retrain with KD), followed by two baselines trained with the
 same loss ((1 - γ)·CE + γ·KD on the teacher's final logits, through ``run_retrain``) for the
 same number of optimizer steps the searched student's weights received:
@@ -56,19 +56,18 @@ from orchestrator.config import (
     parse_override,
     read_toml,
 )
-from orchestrator.data import load_task_data, progress_bars
 from orchestrator.errors import UserInputError
-from orchestrator.latency import compare_latency
-from orchestrator.pipeline import (
+from orchestrator.method.latency import compare_latency
+from orchestrator.method.pipeline import (
     PreparedTask,
     prepare_task,
-    run_trial,
-    supernet_config_for,
+    run_one_task,
 )
+from orchestrator.method.run_folder import write_run_folder
 from orchestrator.progress import EpochCallback, console_reporter
-from orchestrator.run_folder import write_run_folder
-from orchestrator.tasks import GLUE_TASKS, get_task
-from orchestrator.teacher import load_teacher
+from orchestrator.tasks.data import load_task_data, progress_bars
+from orchestrator.tasks.registry import GLUE_TASKS, get_task
+from orchestrator.teacher.model import load_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_THREADS = torch.get_num_threads()  # before anything sets it
@@ -156,12 +155,12 @@ def bench_task(
     task: str, cfg: RunConfig, options: dict[str, Any], out: Path, reporter: EpochCallback
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    # run_trial applies run.threads only after prepare_task; the teacher phase gets it too here.
+    # run.threads applies from prepare_task on; the thread count is set here for every phase.
     torch.set_num_threads(cfg.run.threads or DEFAULT_THREADS)
     print(f"== {task}: data and teacher knowledge", file=sys.stderr, flush=True)
     prepared = prepare_task(cfg, on_progress=reporter)
     print(f"== {task}: search, derive, retrain", file=sys.stderr, flush=True)
-    result = run_trial(cfg, prepared, on_epoch=reporter)
+    result = run_one_task(cfg, prepared, on_epoch=reporter)
     phases = dict(result.phase_seconds)
     run_dir = write_run_folder(
         cfg,
@@ -172,7 +171,7 @@ def bench_task(
         history=result.history,
         root=out / "raw" / "runs",
     )
-    config = supernet_config_for(cfg, prepared)
+    config = result.supernet_config
     seq_len = cfg.run.latency_seq_length
     train_rows = len(prepared.train)
     budget = searched_steps(cfg, train_rows)

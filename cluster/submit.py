@@ -43,7 +43,7 @@ def entrypoint(config: str, overrides: list[str], smoke_test: bool) -> str:
 
 
 def _config_in_working_dir(config: str, working_dir: Path) -> str:
-    from orchestrator.sweep_config import BUILTIN_CONFIGS
+    from orchestrator.sweep.config import BUILTIN_CONFIGS
 
     if config in BUILTIN_CONFIGS:
         return config

@@ -6,11 +6,10 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 
 from cluster import submit
-from orchestrator import sweep_cli
 from orchestrator.errors import UserInputError
+from orchestrator.sweep import cli as sweep_cli
 
 
 def _add_run(subparsers) -> None:
@@ -33,14 +32,10 @@ def _add_run(subparsers) -> None:
 
 def _run_command(args: argparse.Namespace) -> int:
     from orchestrator.config import load_config
-    from orchestrator.pipeline import (
-        measure_latency,
-        prepare_task,
-        run_trial,
-        supernet_config_for,
-    )
+    from orchestrator.method.pipeline import prepare_task, run_one_task
+    from orchestrator.method.run_folder import write_run_folder
+    from orchestrator.preflight import check_run
     from orchestrator.progress import console_reporter
-    from orchestrator.run_folder import write_run_folder
 
     overrides = [
         f"task.name={json.dumps(args.task)}",
@@ -49,29 +44,25 @@ def _run_command(args: argparse.Namespace) -> int:
     if args.data_dir:
         overrides.append(f"task.data_dir={json.dumps(args.data_dir)}")
     cfg = load_config(args.config, overrides + list(args.set))
+    check_run(cfg)
     reporter = console_reporter()
     prepared = prepare_task(cfg, on_progress=reporter)
-    result = run_trial(cfg, prepared, on_epoch=reporter)
-    if cfg.run.measure_latency:
-        started = time.perf_counter()
-        result.metrics |= measure_latency(cfg, prepared, result.student, with_teacher=True)
-        result.phase_seconds["latency"] = time.perf_counter() - started
+    latency = "with_teacher" if cfg.run.measure_latency else "none"
+    result = run_one_task(cfg, prepared, on_epoch=reporter, latency=latency)
     # Record the supernet as it was built (vocabulary, labels and widths the teacher dictated).
-    cfg = dataclasses.replace(cfg, supernet=supernet_config_for(cfg, prepared))
     folder = write_run_folder(
-        cfg,
+        dataclasses.replace(cfg, supernet=result.supernet_config),
         genotype=result.genotype,
         student=result.student,
         metrics=result.metrics,
         phase_seconds=result.phase_seconds,
         history=result.history,
     )
-    primary = result.primary_metric
-    teacher = primary.replace("dev/", "teacher/")
+    teacher = result.teacher_score
     print(f"genotype {result.genotype.hash}: {result.genotype.summary()}")
     print(
-        f"{primary}: student {result.metrics[primary]:.4f}, "
-        f"teacher {result.metrics.get(teacher, float('nan')):.4f}; "
+        f"{result.primary_metric}: student {result.score:.4f}, "
+        f"teacher {teacher if teacher is not None else float('nan'):.4f}; "
         f"params {int(result.metrics['student/params']):,}; "
         f"speedup b1 {result.metrics.get('speedup/b1', float('nan')):.1f}x"
     )

@@ -18,6 +18,7 @@ import tomllib
 
 from losses.config import LossConfig
 from orchestrator.errors import UserInputError
+from orchestrator.names import RULE, is_identifier
 from searchspace.config import SupernetConfig
 
 
@@ -39,6 +40,10 @@ class TaskSection:
     # Custom tasks only (a name not in the GLUE registry): label values, None = regression.
     labels: list[str] | None = None
     metric: str = "accuracy"
+
+    def __post_init__(self) -> None:
+        # The name becomes folder, run, experiment and model names: an identifier, never a path.
+        _check(is_identifier(self.name), "task.name", self.name, RULE)
 
 
 @dataclass(frozen=True)
@@ -196,8 +201,11 @@ def _field_types(section_cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
 
 
-def _coerce(key: str, value: Any, expected: Any) -> Any:
-    """Check a TOML value against a field's annotation; ints are accepted for floats."""
+def coerce_value(key: str, value: Any, expected: Any) -> Any:
+    """Check a TOML value against a field's annotation; ints are accepted for floats.
+
+    The one type check of every config file and ``--set`` override (run and sweep alike); the
+    message names the dotted key."""
     origin = typing.get_origin(expected)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(expected)
@@ -208,7 +216,7 @@ def _coerce(key: str, value: Any, expected: Any) -> Any:
             if option is type(None):
                 continue
             try:
-                return _coerce(key, value, option)
+                return coerce_value(key, value, option)
             except UserInputError as exc:
                 errors.append(str(exc))
         raise UserInputError(errors[0] if errors else f"{key}: invalid value {value!r}")
@@ -216,7 +224,7 @@ def _coerce(key: str, value: Any, expected: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             raise UserInputError(f"{key} must be a list, got {value!r}")
         (item_type, *_) = typing.get_args(expected) or (Any,)
-        items = [_coerce(key, v, item_type) for v in value]
+        items = [coerce_value(key, v, item_type) for v in value]
         return tuple(items) if origin is tuple else items
     if expected is Any:
         return value
@@ -226,9 +234,32 @@ def _coerce(key: str, value: Any, expected: Any) -> Any:
         raise UserInputError(f"{key} must be true or false, got {value!r}")
     if expected is int and isinstance(value, bool):
         raise UserInputError(f"{key} must be an integer, got {value!r}")
+    if expected is float and isinstance(value, bool):
+        raise UserInputError(f"{key} must be a number, got {value!r}")
+    if expected is str and not isinstance(value, str):
+        raise UserInputError(
+            f"{key} must be a string, got {value!r} (quote it: {key}='\"{value}\"')"
+        )
     if not isinstance(value, expected):
-        raise UserInputError(f"{key} must be of type {expected.__name__}, got {value!r}")
+        kind = {int: "an integer", float: "a number"}.get(expected, f"of type {expected.__name__}")
+        raise UserInputError(f"{key} must be {kind}, got {value!r}")
     return value
+
+
+def build_section(section_cls: type, values: Any, name: str):
+    """One config section from a TOML table: unknown keys, wrong types and invalid values are
+    UserInputErrors naming ``name.key``."""
+    if not isinstance(values, dict):
+        raise UserInputError(f"config section [{name}] must be a table, got {values!r}")
+    types_ = _field_types(section_cls)
+    bad = sorted(set(values) - set(types_))
+    if bad:
+        raise UserInputError(f"unknown config key(s) in [{name}]: {', '.join(bad)}")
+    kwargs = {k: coerce_value(f"{name}.{k}", v, types_[k]) for k, v in values.items()}
+    try:
+        return section_cls(**kwargs)
+    except ValueError as exc:
+        raise UserInputError(f"invalid config: {exc}") from exc
 
 
 def build_config(data: dict[str, Any]) -> RunConfig:
@@ -237,20 +268,10 @@ def build_config(data: dict[str, Any]) -> RunConfig:
     unknown = sorted(set(data) - set(sections))
     if unknown:
         raise UserInputError(f"unknown config section(s): {', '.join(unknown)}")
-    built = {}
-    for name, section_cls in sections.items():
-        values = data.get(name, {})
-        if not isinstance(values, dict):
-            raise UserInputError(f"config section [{name}] must be a table, got {values!r}")
-        types_ = _field_types(section_cls)
-        bad = sorted(set(values) - set(types_))
-        if bad:
-            raise UserInputError(f"unknown config key(s) in [{name}]: {', '.join(bad)}")
-        kwargs = {k: _coerce(f"{name}.{k}", v, types_[k]) for k, v in values.items()}
-        try:
-            built[name] = section_cls(**kwargs)
-        except ValueError as exc:
-            raise UserInputError(f"invalid config: {exc}") from exc
+    built = {
+        name: build_section(section_cls, data.get(name, {}), name)
+        for name, section_cls in sections.items()
+    }
     return RunConfig(**built)
 
 

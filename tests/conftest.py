@@ -26,7 +26,7 @@ def build_tiny_teacher(folder: Path, *, num_labels: int = 2, layers: int = 2) ->
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
-    from orchestrator.demo_data import vocabulary
+    from orchestrator.tasks.demo import vocabulary
 
     words = SPECIAL_TOKENS + sorted(set(vocabulary()) - set(SPECIAL_TOKENS))
     tokenizer = BertTokenizer(vocab={word: index for index, word in enumerate(words)})
@@ -53,7 +53,7 @@ def tiny_teacher_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_data_dir(tmp_path_factory) -> Path:
     """Generated SST-2 and MRPC in the GLUE TSV layout: root/SST-2, root/MRPC."""
-    from orchestrator.demo_data import write_glue_layout
+    from orchestrator.tasks.demo import write_glue_layout
 
     root = tmp_path_factory.mktemp("glue-generated")
     for task in ("sst2", "mrpc"):

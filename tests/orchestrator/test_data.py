@@ -14,14 +14,14 @@ import pytest
 from datasets import Dataset, DatasetDict
 from transformers import BertTokenizer
 
-from orchestrator.data import (
+from orchestrator.errors import UserInputError
+from orchestrator.tasks.data import (
     check_tokenizer,
     data_fingerprint,
     load_task_data,
     tokenize_for_distillation,
 )
-from orchestrator.errors import UserInputError
-from orchestrator.tasks import custom_task, get_task
+from orchestrator.tasks.registry import custom_task, get_task
 
 GLUE_ROOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue"
 

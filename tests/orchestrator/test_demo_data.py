@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.demo_data import (
+from orchestrator.tasks.demo import (
     DEMO_TASKS,
     NEGATIVE_WORDS,
     POSITIVE_WORDS,
@@ -323,13 +323,21 @@ def test_cli_writes_both_tasks(tmp_path, capsys):
 def test_module_runs_as_script_and_imports_nothing_heavy(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     code = (
-        "import sys, orchestrator.demo_data; "
+        "import sys, orchestrator.tasks.demo; "
         "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))"
     )
     probe = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert probe.stdout.strip() == "[]", probe.stderr
     out = tmp_path / "demo"
-    command = [sys.executable, "-m", "orchestrator.demo_data", "--out", str(out), "--dev-size", "5"]
+    command = [
+        sys.executable,
+        "-m",
+        "orchestrator.tasks.demo",
+        "--out",
+        str(out),
+        "--dev-size",
+        "5",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (out / "sentiment" / "train.csv").is_file()

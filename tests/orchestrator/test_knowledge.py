@@ -9,13 +9,13 @@ import json
 import pytest
 import torch
 
-from orchestrator import knowledge
 from orchestrator.config import TeacherSection
-from orchestrator.data import load_task_data, tokenize_for_distillation
-from orchestrator.pipeline import _columns
-from orchestrator.probes import ProbeSet, pool_layer_features, train_probes
-from orchestrator.tasks import get_task
-from orchestrator.teacher import TEACHER_COLUMNS, load_teacher, load_tokenizer
+from orchestrator.method.pipeline import _columns
+from orchestrator.tasks.data import load_task_data, tokenize_for_distillation
+from orchestrator.tasks.registry import get_task
+from orchestrator.teacher import knowledge
+from orchestrator.teacher.model import TEACHER_COLUMNS, load_teacher, load_tokenizer
+from orchestrator.teacher.probes import ProbeSet, pool_layer_features, train_probes
 
 ALL_COLUMNS = (
     *TEACHER_COLUMNS,

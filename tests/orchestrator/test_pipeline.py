@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from orchestrator.config import load_config
-from orchestrator.pipeline import prepare_task, run_trial
+from orchestrator.method.pipeline import TrialRunner, prepare_task, run_one_task
 
 TINY = [
     "data.max_seq_length=16",
@@ -44,7 +44,7 @@ def _state(student) -> dict[str, torch.Tensor]:
 
 def test_same_seed_same_result(setup):
     cfg, prepared, _ = setup
-    first, second = run_trial(cfg, prepared), run_trial(cfg, prepared)
+    first, second = run_one_task(cfg, prepared), run_one_task(cfg, prepared)
     assert first.genotype == second.genotype
     drop = ("time/",)
     assert {k: v for k, v in first.metrics.items() if not k.startswith(drop)} == {
@@ -56,8 +56,8 @@ def test_same_seed_same_result(setup):
 
 def test_other_seed_other_run(setup):
     cfg, prepared, overrides = setup
-    other = run_trial(load_config(None, [*overrides, "run.seed=7"]), prepared)
-    base = run_trial(cfg, prepared)
+    other = run_one_task(load_config(None, [*overrides, "run.seed=7"]), prepared)
+    base = run_one_task(cfg, prepared)
     a, b = _state(base.student), _state(other.student)
     assert any(not torch.equal(a[k], b[k]) for k in a if k in b)
 
@@ -65,7 +65,7 @@ def test_other_seed_other_run(setup):
 def test_every_phase_reports_every_epoch(setup):
     cfg, prepared, _ = setup
     events = []
-    result = run_trial(cfg, prepared, on_epoch=events.append)
+    result = run_one_task(cfg, prepared, on_epoch=events.append)
     phases = [(e.phase, e.epoch, e.num_epochs) for e in events]
     assert phases == [("search", 1, 2), ("search", 2, 2), ("retrain", 1, 1)]
     for event in events:
@@ -80,8 +80,8 @@ def test_every_phase_reports_every_epoch(setup):
 def test_inherit_keeps_searched_weights_and_scratch_does_not(setup):
     """With zero retrain epochs, "inherit" evaluates exactly the searched sub-network."""
     cfg, prepared, overrides = setup
-    inherit = run_trial(load_config(None, [*overrides, "retrain.epochs=0"]), prepared)
-    scratch = run_trial(
+    inherit = run_one_task(load_config(None, [*overrides, "retrain.epochs=0"]), prepared)
+    scratch = run_one_task(
         load_config(None, [*overrides, "retrain.epochs=0", 'retrain.mode="scratch"']), prepared
     )
     metric = prepared.primary_metric
@@ -99,12 +99,76 @@ def test_arch_warmup_freezes_alpha_and_is_never_the_chosen_epoch(setup):
         None,
         [*overrides, "search.epochs=3", "search.arch_warmup_fraction=0.67", "retrain.epochs=0"],
     )
-    history = run_trial(warm, prepared).history["search"]
+    history = run_one_task(warm, prepared).history["search"]
     assert [h["arch/learning"] for h in history] == [0.0, 0.0, 1.0]
     # α is untouched while warming up: the architecture entropy stays at its initial value.
     assert history[0]["arch/entropy"] == history[1]["arch/entropy"]
     assert history[2]["arch/entropy"] != history[1]["arch/entropy"]
     # The temperature starts annealing only when α starts learning.
     assert history[0]["arch/temperature"] == history[1]["arch/temperature"] == 1.0
-    result = run_trial(warm, prepared)
+    result = run_one_task(warm, prepared)
     assert result.metrics["search/best_epoch"] == 3.0
+
+
+def _roundtrip(state: dict, tmp_path) -> dict:
+    """Through the file a Tune checkpoint holds, loaded as the trial loads it."""
+    path = tmp_path / "state.pt"
+    torch.save(state, path)
+    return torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("stop_after", [1, 2, 3])  # mid-search, end of search, mid-retrain
+@pytest.mark.parametrize("optimization", ["joint", "alternating"])
+def test_a_restored_runner_finishes_exactly_like_an_uninterrupted_one(
+    setup, tmp_path, stop_after, optimization
+):
+    cfg, prepared, overrides = setup
+    cfg = load_config(
+        None,
+        [
+            *overrides,
+            "search.epochs=2",
+            "retrain.epochs=2",
+            f'search.optimization="{optimization}"',
+        ],
+    )
+    whole = run_one_task(cfg, prepared)
+
+    first = TrialRunner(cfg, prepared)
+    epochs = first.epochs()
+    for _ in range(stop_after):
+        next(epochs)
+    state = _roundtrip(first.state_dict(), tmp_path)
+    del first, epochs  # the killed worker
+    torch.manual_seed(1234)  # a new process has another global RNG state
+    second = TrialRunner(cfg, prepared)
+    second.load_state_dict(state)
+    assert second.completed_epochs == stop_after
+    resumed = run_one_task(cfg, prepared, runner=second)
+
+    assert resumed.genotype == whole.genotype
+    assert resumed.metrics == whole.metrics
+    a, b = _state(whole.student), _state(resumed.student)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.history == whole.history
+
+
+def test_checkpoint_state_holds_no_objects_beyond_tensors_and_containers(setup, tmp_path):
+    cfg, prepared, _ = setup
+    runner = TrialRunner(cfg, prepared)
+    next(runner.epochs())
+    # weights_only=True refuses anything but tensors, numbers, strings and containers.
+    state = _roundtrip(runner.state_dict(), tmp_path)
+    assert state["search"]["epoch"] == 1 and state["retrain"] is None
+
+
+def test_alternating_search_uses_both_halves_and_learns_alpha(setup):
+    cfg, prepared, overrides = setup
+    alternating = load_config(
+        None, [*overrides, 'search.optimization="alternating"', "search.arch_warmup_fraction=0"]
+    )
+    result = run_one_task(alternating, prepared)
+    history = result.history["search"]
+    assert len(history) == 2 and all(h["arch/learning"] == 1.0 for h in history)
+    uniform = TrialRunner(alternating, prepared).search._epoch_metrics({}, 1, result.genotype, 1.0)
+    assert history[-1]["arch/entropy"] != uniform["arch/entropy"]  # α moved

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from orchestrator.cli import main
-from orchestrator.run_folder import INCOMPLETE_SUFFIX, load_student
+from orchestrator.method.run_folder import INCOMPLETE_SUFFIX, load_student
 
 TINY = [
     "data.max_seq_length=16",
@@ -93,7 +93,7 @@ def test_run_writes_complete_folder_and_student_round_trips(
 def test_second_run_is_a_cache_hit_with_zero_teacher_forward_passes(
     tmp_path, tiny_teacher_dir, demo_data_dir, monkeypatch
 ):
-    from orchestrator import knowledge
+    from orchestrator.teacher import knowledge
 
     assert main(run_args(tmp_path, tiny_teacher_dir, demo_data_dir)) == 0
     calls = []
@@ -105,7 +105,7 @@ def test_second_run_is_a_cache_hit_with_zero_teacher_forward_passes(
 
     monkeypatch.setattr(knowledge, "compute_knowledge", counting)
     from orchestrator.config import load_config
-    from orchestrator.pipeline import prepare_task
+    from orchestrator.method.pipeline import prepare_task
 
     cfg = load_config(
         None,
@@ -185,8 +185,8 @@ def test_teacher_with_wrong_label_count_exits_2(tmp_path, tiny_teacher_dir, demo
 
 
 def test_failed_write_leaves_no_complete_folder(tmp_path, monkeypatch):
-    from orchestrator import run_folder
     from orchestrator.config import RunConfig
+    from orchestrator.method import run_folder
     from searchspace import DerivedStudent, Edge, Genotype, SupernetConfig
 
     config = SupernetConfig(vocab_size=20, max_positions=8, hidden_size=8, max_cells=1)

@@ -1,160 +1,209 @@
-"""A real ``adabert sweep --smoke-test`` on local Ray: two tasks, two trials each, read back
-through the MLflow and Optuna APIs (not through our own files)."""
+"""A real two-task sweep on local Ray with two concurrent trials per task, read back through
+MLflow, Optuna and Ray Tune (not through our own files): every trial ran on its own task's data,
+every record is final and linked to the others, the registered student classifies raw text
+without pickle, and the local Ray listened on 127.0.0.1 only."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
+import shutil
 import subprocess
-import sys
+import time
 from pathlib import Path
 
 import pytest
-import torch
+from sweeps import (
+    TASKS,
+    adabert,
+    finish,
+    mlflow_runs,
+    optuna_trials,
+    run,
+    session_pids,
+    start,
+    summary,
+    wait_for,
+    write_sweep,
+)
 
-from searchspace import Genotype
-
-REPO = Path(__file__).resolve().parents[2]
-SWEEP = """
-[sweep]
-name = "smoke"
-root = "{root}"
-max_concurrent_trials = 1
-cpus_per_trial = 1.0
-second_objective = "params"
-object_store_mb = 128
-scheduler = "asha"
-
-[base.teacher]
-name_or_path = "{teacher}"
-batch_size = 16
-
-[base.supernet]
-hidden_size = 16
-max_cells = 2
-mixed_op_mode = "sampled"
-
-[base.run]
-cache_dir = "{root}/cache"
-latency_seq_length = 32
-
-[[tasks]]
-demo = "sentiment"
-
-[[tasks]]
-demo = "paraphrase"
-
-[space]
-"loss.efficiency_weight" = {{ type = "float", low = 0.5, high = 8.0, log = true }}
-"supernet.max_cells" = {{ type = "int", low = 1, high = 2 }}
-"""
-TASKS = ("sentiment", "paraphrase")
+pytestmark = pytest.mark.slow
+NAME, TRIALS = "two", 2
 
 
-def run_command(args: list[str], *, cwd: Path, timeout: float) -> subprocess.CompletedProcess:
-    """Run in its own process group, so a timeout kills Ray's processes along with it."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", RAY_AUTH_MODE="disabled")
-    process = subprocess.Popen(
-        args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        out, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        out, _ = process.communicate()
-        pytest.fail(f"{args} timed out:\n{out[-4000:]}")
-    return subprocess.CompletedProcess(args, process.returncode, out, "")
+def _listening(sid: int) -> list[tuple[str, str]]:
+    """(local address, process) of every listening TCP socket of the sweep's processes."""
+    pids = set(session_pids(sid))
+    found = []
+    lines = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines()
+    for line in lines:
+        fields = line.split()
+        owners = [part for part in line.split("pid=")[1:]]
+        if any(int(owner.split(",")[0]) in pids for owner in owners):
+            found.append((fields[3], fields[-1]))
+    return found
 
 
 @pytest.fixture(scope="module")
-def smoke_sweep(tiny_teacher_dir, tmp_path_factory):
+def sweep(tiny_teacher_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("sweeps")
-    config = root / "smoke.toml"
-    config.write_text(SWEEP.format(root=root, teacher=tiny_teacher_dir))
-    command = [sys.executable, "-m", "orchestrator", "sweep", str(config), "--smoke-test"]
-    result = run_command(command, cwd=root, timeout=900)
+    config = write_sweep(root, tiny_teacher_dir, name=NAME, trials=TRIALS, concurrent=2)
+    process = start(adabert("sweep", str(config)), cwd=root)
+    sockets = []
+    if shutil.which("ss"):
+        folder = root / NAME
+
+        def trials_running():
+            return any(
+                t.state.name == "RUNNING"
+                for task in TASKS
+                for t in optuna_trials(folder, NAME, task)
+            )
+
+        wait_for(trials_running, timeout=300, what="a running trial", process=process)
+        sockets = _listening(process.pid)
+    result = finish(process, timeout=900)
     assert result.returncode == 0, result.stdout[-6000:]
-    folder = root / "smoke"
-    return folder, json.loads((folder / "summary.json").read_text()), result.stdout
+    return root / NAME, result.stdout, sockets, config
 
 
-def test_sweep_prints_progress_and_a_results_table(smoke_sweep):
-    folder, summary, stdout = smoke_sweep
+def _parents(folder: Path):
+    client, experiment, runs = mlflow_runs(folder, NAME)
+    parents = {
+        r.data.tags["adabert.task"]: r for r in runs if r.data.tags.get("adabert.role") == "task"
+    }
+    children = [r for r in runs if r.data.tags.get("adabert.role") == "trial"]
+    return client, parents, children
+
+
+def test_sweep_prints_progress_and_a_table_of_every_trial(sweep):
+    folder, stdout, _, _ = sweep
     assert "running" in stdout and "best" in stdout  # the progress view
     assert "| task | metric | teacher | best student |" in stdout
-    assert f"adabert ui --sweep {folder}" in stdout
-    assert [t["task"] for t in summary["tasks"]] == list(TASKS)
-    assert summary["failures"] == {}
-    assert 0.0 <= summary["overhead_share"] < 1.0
-    assert summary["work_seconds"] > 0
+    assert "Every trial:" in stdout and f"adabert ui --sweep {folder}" in stdout
+    result = summary(folder)
+    assert result["state"] == "complete" and result["failures"] == {}
+    assert [t["task"] for t in result["tasks"]] == list(TASKS)
+    for task in result["tasks"]:
+        assert sorted(t["number"] for t in task["trials"]) == list(range(TRIALS))
+        for row in task["trials"]:
+            assert f"| {task['task']} | t{row['number']:02d}" in stdout
 
 
-def test_mlflow_has_parents_children_artifacts_statuses_and_a_registered_model(smoke_sweep):
-    import mlflow
-    from mlflow import MlflowClient
-
-    folder, summary, _ = smoke_sweep
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("adabert-smoke")
-    parents = client.search_runs(
-        [experiment.experiment_id], filter_string="tags.`adabert.role` = 'task'"
-    )
-    assert sorted(p.data.tags["adabert.task"] for p in parents) == sorted(TASKS)
-    for parent in parents:
-        task = parent.data.tags["adabert.task"]
-        assert parent.info.status == "FINISHED"
-        assert "pareto.png" in {a.path for a in client.list_artifacts(parent.info.run_id)}
-        children = client.search_runs(
-            [experiment.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+def test_every_trial_ran_on_its_own_task_and_data(sweep):
+    folder, _, _, _ = sweep
+    _, parents, children = _parents(folder)
+    assert sorted(parents) == sorted(TASKS)
+    fingerprints = {p.data.tags["adabert.data_fingerprint"] for p in parents.values()}
+    assert len(fingerprints) == len(TASKS)  # the two tasks have different data
+    assert len(children) == TRIALS * len(TASKS)
+    by_id = {p.info.run_id: task for task, p in parents.items()}
+    for child in children:
+        task = by_id[child.data.tags["mlflow.parentRunId"]]
+        assert child.data.tags["adabert.task"] == task
+        assert child.data.params["task.name"] == task
+        assert (
+            child.data.tags["adabert.data_fingerprint"]
+            == parents[task].data.tags["adabert.data_fingerprint"]
         )
-        assert len(children) == 2, task
-        statuses = sorted(c.info.status for c in children)
-        assert set(statuses) <= {"FINISHED", "KILLED"} and "FINISHED" in statuses, statuses
-        task_summary = next(t for t in summary["tasks"] if t["task"] == task)
-        expected = sorted(
-            "FINISHED" if r["status"] == "complete" else "KILLED" for r in task_summary["trials"]
-        )
-        assert statuses == expected
-        for child in children:
-            run_id = child.info.run_id
-            genotype = Genotype.from_dict(
-                mlflow.artifacts.load_dict(f"runs:/{run_id}/architecture/genotype.json")
-            )
-            assert 1 <= genotype.num_cells <= 2
-            metric = task_summary["metric_name"]
-            history = client.get_metric_history(run_id, metric)
-            assert history and all(0.0 <= m.value <= 1.0 for m in history)
-            assert client.get_metric_history(run_id, "train/loss_efficiency")
-            if child.info.status == "FINISHED":
-                assert child.data.metrics["student/params"] > 0
-                names = {a.path for a in client.list_artifacts(run_id, "architecture")}
-                assert "architecture/cell.png" in names
-        model = mlflow.pytorch.load_model(f"models:/adabert-smoke-{task}/1")
-        ids = torch.randint(5, 30, (3, 12))
-        mask = torch.ones_like(ids)
-        assert model(ids, mask, ids, mask).shape == (3, 2)
+        assert Path(child.data.params["task.train_file"]).parent.name == task
 
 
-def test_optuna_has_one_study_per_task_with_every_trial_final(smoke_sweep):
-    import optuna
+def test_tune_results_are_readable_and_name_their_task(sweep):
+    from ray.tune import ExperimentAnalysis
 
-    folder, summary, _ = smoke_sweep
-    storage = f"sqlite:///{folder / 'optuna.db'}"
-    studies = {s.study_name for s in optuna.get_all_study_summaries(storage)}
-    assert studies == {f"adabert-smoke-{task}" for task in TASKS}
+    folder, _, _, _ = sweep
     for task in TASKS:
-        study = optuna.load_study(study_name=f"adabert-smoke-{task}", storage=storage)
-        states = [t.state for t in study.trials]
-        assert len(states) == 2
-        assert all(s.is_finished() for s in states), states
-        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        assert all(len(t.values) == 2 for t in complete)  # task metric and student params
-        task_summary = next(t for t in summary["tasks"] if t["task"] == task)
-        pruned = sum(r["status"] == "pruned" for r in task_summary["trials"])
-        assert pruned == sum(s == optuna.trial.TrialState.PRUNED for s in states)
-        assert study.best_trials  # the Pareto front is not empty
+        frame = ExperimentAnalysis(str(folder / "tune" / task)).dataframe()
+        assert len(frame) == TRIALS
+        assert set(frame["config/adabert.task"]) == {task}
+
+
+def test_records_are_final_and_linked_both_ways(sweep):
+    folder, _, _, _ = sweep
+    client, parents, children = _parents(folder)
+    assert all(p.info.status == "FINISHED" for p in parents.values())
+    runs = {c.info.run_id: c for c in children}
+    assert {c.info.status for c in children} <= {"FINISHED", "KILLED"}
+    for task in TASKS:
+        trials = optuna_trials(folder, NAME, task)
+        assert len(trials) == TRIALS
+        assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+        for trial in trials:
+            run_ = runs[trial.user_attrs["mlflow_run_id"]]
+            assert run_.info.run_name == f"{task}-t{trial.number:02d}"
+            assert run_.data.tags["adabert.trial_number"] == str(trial.number)
+            expected = "FINISHED" if trial.state.name == "COMPLETE" else "KILLED"
+            assert run_.info.status == expected
+            # A stopped trial keeps its picture and its last metrics.
+            paths = {a.path for a in client.list_artifacts(run_.info.run_id, "architecture")}
+            assert "architecture/cell.png" in paths
+            assert run_.data.metrics[f"dev/{'f1' if task == 'paraphrase' else 'accuracy'}"] >= 0
+            if trial.state.name == "COMPLETE":
+                assert trial.user_attrs["genotype_hash"] == run_.data.tags["adabert.genotype_hash"]
+                assert trial.values[1] == run_.data.metrics["student/params"]
+
+
+def test_the_registered_student_classifies_raw_text_without_pickle(sweep, monkeypatch):
+    import mlflow
+    import pandas as pd
+
+    folder, _, _, _ = sweep
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    inputs = {
+        "sentiment": {"sentence": ["a warm and funny film", "dull"]},
+        "paraphrase": {"sentence1": ["the cat sat", "a b"], "sentence2": ["a cat sat", "c d"]},
+    }
+    labels = {"sentiment": {"negative", "positive"},
+              "paraphrase": {"not_equivalent", "equivalent"}}  # fmt: skip
+    for task in TASKS:
+        model = mlflow.pyfunc.load_model(f"models:/adabert-{NAME}-{task}/1")
+        output = model.predict(pd.DataFrame(inputs[task]))
+        assert len(output) == 2 and set(output["label"]) <= labels[task]
+        probabilities = output[[f"prob_{name}" for name in sorted(labels[task])]].sum(axis=1)
+        assert all(abs(p - 1.0) < 1e-5 for p in probabilities)
+    stored = list((folder / "mlartifacts").rglob("*"))
+    assert not [p for p in stored if p.suffix in (".pkl", ".pickle", ".pt", ".pth")]
+
+
+def _snapshot(folder: Path) -> dict:
+    _, _, runs = mlflow_runs(folder, NAME)
+    return {
+        "runs": sorted((r.info.run_id, r.info.status, r.info.end_time) for r in runs),
+        "trials": {
+            task: [(t.number, t.state.name, t.values) for t in optuna_trials(folder, NAME, task)]
+            for task in TASKS
+        },
+        "files": {
+            name: (folder / name).stat().st_mtime_ns
+            for name in ("sweep.json", "state.json", "summary.json", "summary.md")
+        },
+    }
+
+
+def test_resuming_a_complete_sweep_changes_no_record(sweep):
+    folder, _, _, config = sweep
+    before = _snapshot(folder)
+    time.sleep(0.05)
+    for args in ([str(folder), "--resume"], [str(config), "--resume"]):
+        result = run(adabert("sweep", *args), cwd=folder.parent, timeout=120)
+        assert result.returncode == 0, result.stdout
+        assert "is complete; nothing to resume" in result.stdout
+        assert _snapshot(folder) == before
+
+
+def test_the_local_ray_listened_on_loopback_only(sweep):
+    _, _, sockets, _ = sweep
+    if not shutil.which("ss"):
+        pytest.skip("ss (iproute2) is not installed")
+    assert len(sockets) >= 5, sockets  # GCS, raylet, workers, agents: the check saw them
+    exposed = [s for s in sockets if not s[0].startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:"))]
+    assert not exposed, exposed
+
+
+def test_sweep_record_is_the_resolved_config_with_absolute_paths(sweep):
+    folder, _, _, _ = sweep
+    record = json.loads((folder / "sweep.json").read_text())
+    assert record["config"]["sweep"]["root"] == str(folder.parent)
+    assert os.path.isabs(record["config"]["base"]["run"]["cache_dir"])

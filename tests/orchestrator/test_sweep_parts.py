@@ -13,17 +13,17 @@ import pytest
 from cluster.submit import entrypoint
 from orchestrator.cli import main
 from orchestrator.errors import UserInputError
-from orchestrator.hparams import (
+from orchestrator.sweep.cli import ui_command_line
+from orchestrator.sweep.config import SweepSection, load_sweep_config, parse_range, task_run_config
+from orchestrator.sweep.driver import covered_seconds, overhead_breakdown
+from orchestrator.sweep.hparams import (
     DefineByRun,
     PruneAwareOptunaSearch,
     default_point,
     make_searcher,
     study_seed,
 )
-from orchestrator.plots import pareto_front
-from orchestrator.sweep import covered_seconds, overhead_breakdown
-from orchestrator.sweep_cli import ui_command_line
-from orchestrator.sweep_config import SweepSection, load_sweep_config, parse_range, task_run_config
+from orchestrator.sweep.plots import pareto_front
 
 MINIMAL = """
 [sweep]
@@ -203,11 +203,27 @@ def test_overhead_breakdown_splits_the_time_outside_work():
 def test_ui_command_line_serves_the_sweeps_store_on_loopback(tmp_path):
     with pytest.raises(UserInputError, match="sweep.json"):
         ui_command_line(tmp_path, 5000)
-    (tmp_path / "sweep.json").write_text(json.dumps({"sweep": {"tracking_uri": ""}}))
+    config = load_sweep_config("demo")
+    (tmp_path / "sweep.json").write_text(json.dumps({"format": 1, "config": config.raw}))
     command = ui_command_line(tmp_path, 5123)
     assert command[command.index("--host") + 1] == "127.0.0.1"
     assert command[command.index("--port") + 1] == "5123"
     assert command[command.index("--backend-store-uri") + 1].endswith("mlflow.db")
+
+
+@pytest.mark.parametrize("record", ["{not json", '{"format": 1}', '{"format": 1, "config": 3}'])
+def test_ui_on_a_malformed_sweep_record_is_one_line_exit_2(tmp_path, capsys, record):
+    (tmp_path / "sweep.json").write_text(record)
+    assert main(["ui", "--sweep", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1"])
+def test_ui_rejects_a_port_outside_the_tcp_range(tmp_path, capsys, port):
+    (tmp_path / "sweep.json").write_text(json.dumps({"config": load_sweep_config("demo").raw}))
+    assert main(["ui", "--sweep", str(tmp_path), "--port", port]) == 2
+    assert "--port" in capsys.readouterr().err
 
 
 def test_submit_entrypoint_joins_the_cluster_and_quotes_values():

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from orchestrator.errors import UserInputError
-from orchestrator.metrics import compute_metrics, primary_metric
-from orchestrator.tasks import GLUE_TASKS, custom_task, get_task
+from orchestrator.tasks.metrics import compute_metrics, primary_metric
+from orchestrator.tasks.registry import GLUE_TASKS, custom_task, get_task
 
 # --- registry --------------------------------------------------------------------------------
 

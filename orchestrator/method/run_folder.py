@@ -88,3 +88,28 @@ def load_student(run_dir: str | Path) -> DerivedStudent:
     student.load_state_dict(load_file(str(run_dir / "student.safetensors")))
     student.eval()
     return student
+
+
+def write_student_package(folder: Path, *, result, cfg: RunConfig, prepared) -> None:
+    """A self-contained student: its files (see ``write_student_files``), the teacher's tokenizer
+    and ``task.json`` (task name, input columns, label names or regression, max sequence
+    length), so it classifies raw text with nothing else at hand."""
+    from orchestrator.teacher.model import load_tokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_student_files(folder, student=result.student, genotype=result.genotype)
+    load_tokenizer(prepared.teacher_dir).save_pretrained(str(folder / "tokenizer"))
+    task = prepared.task
+    _write_json(
+        folder / "task.json",
+        {
+            "task": task.name,
+            "text_columns": [cfg.task.text_a or task.text_a]
+            + ([cfg.task.text_b or task.text_b] if task.is_pair else []),
+            "labels": list(task.label_names) if task.label_names is not None else None,
+            "max_seq_length": cfg.data.max_seq_length,
+            "metric": result.primary_metric,
+            "score": result.score,
+            "teacher_score": result.teacher_score,
+        },
+    )

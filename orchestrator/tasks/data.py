@@ -22,7 +22,7 @@ import datasets
 from datasets import Dataset, Features, Value
 
 from orchestrator.errors import UserInputError
-from orchestrator.tasks import GlueTsvLayout, TaskSpec
+from orchestrator.tasks.registry import GlueTsvLayout, TaskSpec
 
 # Extension -> datasets packaged builder; ".tsv" is read as GLUE TSV when it has the task's
 # GLUE layout, otherwise by the csv builder with a tab delimiter.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
@@ -24,8 +25,16 @@ from typing import Any
 
 import tomllib
 
-from orchestrator.config import RunConfig, build_config, merge_overrides, parse_override, read_toml
+from orchestrator.config import (
+    RunConfig,
+    build_config,
+    build_section,
+    merge_overrides,
+    parse_override,
+    read_toml,
+)
 from orchestrator.errors import UserInputError
+from orchestrator.names import check_identifier
 
 BUILTIN_CONFIGS = ("demo",)
 OBJECTIVES = ("params", "flops", "latency")
@@ -35,6 +44,12 @@ SCHEDULERS = ("asha", "fifo")
 def _check(condition: bool, name: str, value: object, rule: str) -> None:
     if not condition:
         raise UserInputError(f"{name} must be {rule}, got {value!r}")
+
+
+def _positive(section: object, *names: str) -> None:
+    for name in names:
+        value = getattr(section, name)
+        _check(value >= 1, f"sweep.{name}", value, ">= 1")
 
 
 @dataclass(frozen=True)
@@ -68,15 +83,17 @@ class SweepSection:
     demo_train_size: int = 400
     demo_dev_size: int = 200
 
+    # A killed or crashed trial is restarted from its last epoch checkpoint this many times.
+    max_failures: int = 2
+    # The sweep stops (records closed, resumable) when free space under its folder falls below
+    # this, and refuses to start below it: a full disk cannot record that runs ended.
+    min_free_mb: int = 256
+
     def __post_init__(self) -> None:
-        _check(bool(self.name.strip()), "sweep.name", self.name, "non-empty")
-        _check(self.trials_per_task >= 1, "sweep.trials_per_task", self.trials_per_task, ">= 1")
-        _check(
-            self.max_concurrent_trials >= 1,
-            "sweep.max_concurrent_trials",
-            self.max_concurrent_trials,
-            ">= 1",
-        )
+        check_identifier(self.name, "sweep.name")
+        _check(bool(self.root.strip()), "sweep.root", self.root, "a folder")
+        _positive(self, "trials_per_task", "max_concurrent_trials", "startup_trials")
+        _positive(self, "grace_period", "demo_train_size", "demo_dev_size")
         _check(self.cpus_per_trial > 0, "sweep.cpus_per_trial", self.cpus_per_trial, "> 0")
         _check(self.gpus_per_trial >= 0, "sweep.gpus_per_trial", self.gpus_per_trial, ">= 0")
         _check(self.cpus_per_prepare > 0, "sweep.cpus_per_prepare", self.cpus_per_prepare, "> 0")
@@ -87,10 +104,10 @@ class SweepSection:
             f"'' or one of {list(OBJECTIVES)}",
         )
         _check(self.scheduler in SCHEDULERS, "sweep.scheduler", self.scheduler, str(SCHEDULERS))
-        _check(self.startup_trials >= 1, "sweep.startup_trials", self.startup_trials, ">= 1")
-        _check(self.grace_period >= 1, "sweep.grace_period", self.grace_period, ">= 1")
         _check(self.reduction_factor >= 2, "sweep.reduction_factor", self.reduction_factor, ">= 2")
         _check(self.object_store_mb >= 80, "sweep.object_store_mb", self.object_store_mb, ">= 80")
+        _check(self.max_failures >= 0, "sweep.max_failures", self.max_failures, ">= 0")
+        _check(self.min_free_mb >= 0, "sweep.min_free_mb", self.min_free_mb, ">= 0")
         for name in ("demo_train_size", "demo_dev_size"):
             _check(getattr(self, name) >= 8, f"sweep.{name}", getattr(self, name), ">= 8")
 
@@ -120,6 +137,9 @@ class SweepConfig:
     base: dict[str, dict[str, Any]]
     tasks: tuple[TaskEntry, ...]
     space: tuple[ParamRange, ...] = field(default=())
+    # The file's tables after overrides, paths made absolute: what sweep.json records and what
+    # a resumed sweep is rebuilt from.
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def folder(self) -> Path:
@@ -193,11 +213,10 @@ def _parse_task(entry: Any, index: int) -> TaskEntry:
         raise UserInputError(f"tasks[{index}].overrides must be a list of 'section.key=value'")
     demo = entry.pop("demo", "")
     if demo:
-        from orchestrator.demo_data import DEMO_TASKS
+        from orchestrator.tasks.demo import DEMO_TASKS
 
         _check(demo in DEMO_TASKS, f"tasks[{index}].demo", demo, f"one of {sorted(DEMO_TASKS)}")
-    name = entry.get("name", demo)
-    _check(isinstance(name, str) and bool(name), f"tasks[{index}].name", name, "a task name")
+    name = check_identifier(entry.get("name", demo), f"tasks[{index}].name")
     entry["name"] = name
     task_overrides = [f"task.{key}={_toml_value(value)}" for key, value in entry.items()]
     return TaskEntry(name=name, overrides=tuple(task_overrides + overrides), demo=demo)
@@ -235,30 +254,59 @@ def _apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return raw
 
 
+PATH_KEYS = ("train_file", "dev_file", "data_dir")
+
+
+def _absolute_paths(raw: dict[str, Any]) -> dict[str, Any]:
+    """Folder and file settings made absolute against the working directory, so the recorded
+    config means the same thing when a sweep is resumed from elsewhere."""
+    raw = json.loads(json.dumps(raw))
+    sweep = raw.setdefault("sweep", {})
+    if isinstance(sweep, dict) and isinstance(sweep.get("root", "sweeps"), str):
+        sweep["root"] = os.path.abspath(sweep.get("root", "sweeps"))
+    run = raw.setdefault("base", {}).setdefault("run", {})
+    if isinstance(run, dict) and isinstance(run.get("cache_dir", ".adabert/cache"), str):
+        run["cache_dir"] = os.path.abspath(run.get("cache_dir", ".adabert/cache"))
+    for entry in raw.get("tasks", []):
+        for key in PATH_KEYS:
+            if isinstance(entry, dict) and isinstance(entry.get(key), str):
+                entry[key] = os.path.abspath(entry[key])
+    return raw
+
+
 def load_sweep_config(source: str, overrides: list[str] | None = None) -> SweepConfig:
+    """A built-in config name (``demo``) or a TOML file, with ``--set`` overrides."""
     raw = _apply_overrides(_load_raw(source), list(overrides or []))
+    return parse_sweep_config(_absolute_paths(raw))
+
+
+def parse_sweep_config(raw: dict[str, Any]) -> SweepConfig:
+    """Validate the tables of a sweep file (or of a recorded sweep.json)."""
+    if not isinstance(raw, dict):
+        raise UserInputError(f"a sweep config must be a table of sections, got {raw!r}")
     unknown = sorted(set(raw) - {"sweep", "base", "tasks", "space"})
     if unknown:
         raise UserInputError(f"unknown sweep config section(s): {', '.join(unknown)}")
-    sweep_values = raw.get("sweep", {})
-    bad = sorted(set(sweep_values) - {f.name for f in dataclasses.fields(SweepSection)})
-    if bad:
-        raise UserInputError(f"unknown key(s) in [sweep]: {', '.join(bad)}")
-    try:
-        sweep = SweepSection(**sweep_values)
-    except TypeError as exc:
-        raise UserInputError(f"invalid [sweep]: {exc}") from exc
+    sweep = build_section(SweepSection, raw.get("sweep", {}), "sweep")
     base = raw.get("base", {})
+    if not isinstance(base, dict) or not all(isinstance(v, dict) for v in base.values()):
+        raise UserInputError("[base] must hold tables like [base.search]")
     if "task" in base:
         raise UserInputError("[base.task] is not allowed: tasks come from [[tasks]]")
-    tasks = tuple(_parse_task(entry, i) for i, entry in enumerate(raw.get("tasks", [])))
+    entries = raw.get("tasks", [])
+    if not isinstance(entries, list):
+        raise UserInputError("tasks must be a list of [[tasks]] tables")
+    tasks = tuple(_parse_task(entry, i) for i, entry in enumerate(entries))
     if not tasks:
         raise UserInputError("a sweep needs at least one [[tasks]] entry")
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise UserInputError(f"task names must be unique in a sweep, got {names}")
-    space = tuple(parse_range(key, spec) for key, spec in raw.get("space", {}).items())
-    config = SweepConfig(sweep=sweep, base=base, tasks=tasks, space=space)
+    space_tables = raw.get("space", {})
+    if not isinstance(space_tables, dict):
+        raise UserInputError("[space] must be a table of 'section.key' = { ... } entries")
+    space = tuple(parse_range(key, spec) for key, spec in space_tables.items())
+    config = SweepConfig(sweep=sweep, base=base, tasks=tasks, space=space, raw=raw)
     for task in tasks:
         task_run_config(config, task, data_root=Path("/nonexistent"))  # validates early
     return config
@@ -277,7 +325,7 @@ def task_run_config(
 
 def demo_task_overrides(demo: str, folder: Path) -> dict[str, Any]:
     """Task fields of a generated demo task, as a custom task on CSV/JSONL files."""
-    from orchestrator.demo_data import DEMO_TASKS
+    from orchestrator.tasks.demo import DEMO_TASKS
 
     spec = DEMO_TASKS[demo]
     suffix = "jsonl" if spec.is_pair else "csv"

@@ -19,7 +19,7 @@ import torch
 
 from orchestrator.errors import UserInputError
 from orchestrator.progress import EpochCallback, EpochReport, progress_bar
-from orchestrator.tasks import TaskSpec
+from orchestrator.tasks.registry import TaskSpec
 
 PACKAGE_PREFIX = "package:"
 
@@ -163,6 +163,47 @@ def check_teacher_fits(model, tokenizer, *, reference: str, max_seq_length: int)
             f"embedding has only {rows} rows (tokenizer and model do not belong together)"
         )
     positions = getattr(model.config, "max_position_embeddings", None)
+    if positions is not None and max_seq_length > positions:
+        raise UserInputError(
+            f"data.max_seq_length={max_seq_length} exceeds teacher {reference!r}'s "
+            f"max_position_embeddings={positions}"
+        )
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")  # fmt: skip
+
+
+def check_teacher_reference(
+    reference: str, *, task: TaskSpec, fine_tuned: bool, max_seq_length: int
+) -> None:
+    """Before any long work: the teacher resolves to a model config, weights and a BERT-style
+    tokenizer that fit the task (label count when fine-tuned, sequence length, vocabulary).
+    Reads configs and tokenizer files only, no weights."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(reference)
+    except (OSError, ValueError) as exc:
+        raise _hub_error(reference, exc) from exc
+    folder = Path(reference)
+    if folder.is_dir() and not any((folder / name).is_file() for name in WEIGHT_FILES):
+        raise UserInputError(
+            f"teacher folder {folder} has no weights ({' or '.join(WEIGHT_FILES[::2])})"
+        )
+    if fine_tuned and config.num_labels != task.num_labels:
+        raise UserInputError(
+            f"teacher {reference!r} was fine-tuned with {config.num_labels} labels but task "
+            f"{task.name!r} has {task.num_labels} labels"
+        )
+    tokenizer = load_tokenizer(reference)
+    rows = getattr(config, "vocab_size", None)
+    if rows is not None and len(tokenizer) > rows:
+        raise UserInputError(
+            f"teacher {reference!r}: its tokenizer has {len(tokenizer)} tokens but the model's "
+            f"embedding has only {rows} rows (tokenizer and model do not belong together)"
+        )
+    positions = getattr(config, "max_position_embeddings", None)
     if positions is not None and max_seq_length > positions:
         raise UserInputError(
             f"data.max_seq_length={max_seq_length} exceeds teacher {reference!r}'s "

@@ -9,7 +9,7 @@ import numpy as np
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from orchestrator.tasks import TaskSpec
+from orchestrator.tasks.registry import TaskSpec
 
 
 def primary_metric(task: TaskSpec) -> str:

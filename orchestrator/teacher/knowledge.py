@@ -24,10 +24,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from orchestrator.config import TeacherSection
-from orchestrator.probes import pool_layer_features, probe_logits, train_probes
 from orchestrator.progress import EpochCallback, EpochReport, progress_bar
-from orchestrator.tasks import TaskSpec
-from orchestrator.teacher import (
+from orchestrator.tasks.registry import TaskSpec
+from orchestrator.teacher.model import (
     TEACHER_COLUMNS,
     FineTuneSettings,
     check_teacher_fits,
@@ -38,6 +37,7 @@ from orchestrator.teacher import (
     teacher_forward,
     trim_padding,
 )
+from orchestrator.teacher.probes import pool_layer_features, probe_logits, train_probes
 
 CACHE_FORMAT = 1
 __all__ = ["count_teacher_forwards", "prepare_teacher_knowledge", "TeacherKnowledge"]
@@ -158,8 +158,8 @@ def _read_entry(entry: Path) -> TeacherKnowledge:
 
 
 def _evaluator(model, dev_columns, task: TaskSpec):
-    from orchestrator.evaluation import logits_to_predictions
-    from orchestrator.metrics import compute_metrics
+    from orchestrator.tasks.evaluation import logits_to_predictions
+    from orchestrator.tasks.metrics import compute_metrics
 
     def evaluate() -> dict[str, float]:
         logits, _ = teacher_outputs(model, dev_columns)
@@ -243,8 +243,8 @@ def compute_knowledge(
 
 def _probe_metrics(task: TaskSpec, dev: SplitKnowledge, labels: torch.Tensor) -> dict[str, float]:
     """Dev score of every teacher layer's probe: shows which layers hold task knowledge."""
-    from orchestrator.evaluation import logits_to_predictions
-    from orchestrator.metrics import compute_metrics
+    from orchestrator.tasks.evaluation import logits_to_predictions
+    from orchestrator.tasks.metrics import compute_metrics
 
     scores = {}
     for layer in range(dev.probe_logits.shape[1]):

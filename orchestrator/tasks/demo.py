@@ -442,7 +442,7 @@ def write_glue_layout(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m orchestrator.demo_data",
+        prog="python -m orchestrator.tasks.demo",
         description="Write the synthetic demo tasks: sentiment (csv) and paraphrase (jsonl).",
     )
     parser.add_argument("--out", required=True, type=Path, help="folder to write the tasks into")

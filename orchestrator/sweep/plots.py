@@ -74,38 +74,49 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def pareto_figure(
-    task: str,
-    metric: str,
-    scores: Sequence[float],
-    costs: dict[str, Sequence[float]],
-    labels: Sequence[str],
-):
-    """One panel per cost (params, latency, ...): every trial, its Pareto front highlighted."""
+def pareto_figure(task: str, metric: str, rows: Sequence, *, front: Sequence):
+    """One panel per cost (params, latency b1): complete trials labelled by trial number, the
+    Pareto front joined in red, trials stopped early greyed at their last reported values."""
     plt = _pyplot()
+    costs = {"params": "params", "latency b1 (ms)": "latency_b1_ms"}
     figure, panels = plt.subplots(1, len(costs), figsize=(5.2 * len(costs), 4.0), squeeze=False)
-    for axes, (name, values) in zip(panels[0], costs.items()):
-        points = list(zip(scores, values))
-        front = sorted(pareto_front(points), key=lambda i: values[i])
-        axes.scatter(values, scores, color="tab:gray", label="trials")
-        axes.plot(
-            [values[i] for i in front], [scores[i] for i in front], "o-", color="tab:red",
-            label="Pareto front",
-        )  # fmt: skip
-        for i in front:
-            axes.annotate(labels[i], (values[i], scores[i]), fontsize=7, xytext=(3, 3),
-                          textcoords="offset points")  # fmt: skip
+    on_front = {id(row) for row in front}
+    for axes, (name, attribute) in zip(panels[0], costs.items()):
+        drawn = []
+        for row in rows:
+            value = getattr(row, attribute)
+            if row.metric is None or value is None:
+                continue
+            complete = row.state == "complete"
+            colour = "tab:red" if id(row) in on_front else ("tab:blue" if complete else "0.75")
+            axes.scatter([value], [row.metric], color=colour, marker="o" if complete else "x")
+            axes.annotate(
+                row.label,
+                (value, row.metric),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+                color="black" if complete else "0.6",
+            )
+            drawn.append(value)
+        line = sorted(
+            (getattr(r, attribute), r.metric) for r in front if getattr(r, attribute) is not None
+        )
+        if line:
+            axes.plot(*zip(*line), "-", color="tab:red", label="Pareto front")
+        axes.scatter([], [], color="tab:blue", label="complete")
+        axes.scatter([], [], color="0.75", marker="x", label="stopped early (last values)")
         axes.set_xlabel(name)
         axes.set_ylabel(metric)
         # Log scale only when costs span more than a decade; otherwise its ticks are unreadable.
-        positive = [v for v in values if v > 0]
+        positive = [v for v in drawn if v > 0]
         if positive and max(positive) / min(positive) > 10:
             axes.set_xscale("log")
         else:
             axes.ticklabel_format(axis="x", style="plain", useOffset=False)
             axes.xaxis.set_major_locator(plt.MaxNLocator(nbins=4))
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=8)
+        axes.legend(fontsize=7)
     figure.suptitle(f"{task}: {metric} against cost")
     figure.tight_layout()
     return figure

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from orchestrator.batches import Batch, trim_padding
-from orchestrator.metrics import compute_metrics
-from orchestrator.tasks import TaskSpec
+from orchestrator.tasks.batches import Batch, trim_padding
+from orchestrator.tasks.metrics import compute_metrics
+from orchestrator.tasks.registry import TaskSpec
 
 
 @torch.no_grad()

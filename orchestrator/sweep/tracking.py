@@ -28,17 +28,45 @@ def client(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri)
 
 
+# MLflow 3's UI opens experiments of unknown kind on its GenAI pages; this tag says "model
+# training". The 3.17 UI picks its page from a per-browser switch instead (see ``ui_url``), so
+# both are set.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+STUDENT_MODEL_CODE = Path(__file__).with_name("student_model.py")
+SEARCHSPACE_DIR = Path(__file__).resolve().parents[2] / "searchspace"
+
+
+def ui_url(base: str, experiment_id: str | None = None) -> str:
+    """The UI address that opens on the runs table (the classic machine-learning view)."""
+    page = f"#/experiments/{experiment_id}" if experiment_id else "#/experiments"
+    return f"{base.rstrip('/')}/{page}?workflowType=machine_learning"
+
+
 def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None) -> str:
     mlflow_client = client(tracking_uri)
     experiment = mlflow_client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    return mlflow_client.create_experiment(name, artifact_location=artifact_location)
+    return mlflow_client.create_experiment(
+        name, artifact_location=artifact_location, tags=EXPERIMENT_KIND
+    )
+
+
+def _literal(value: str) -> str:
+    """A filter-string literal. Names are identifiers (orchestrator.names); anything with a quote
+    is refused rather than escaped, since MLflow's filter grammar has no escape."""
+    if "'" in value or "`" in value:
+        raise ValueError(f"refusing a quote in an MLflow filter value: {value!r}")
+    return f"'{value}'"
+
+
+def _find_runs(mlflow_client: MlflowClient, experiment_id: str, filters: dict[str, str]):
+    query = " and ".join(f"{key} = {_literal(v)}" for key, v in filters.items())
+    return mlflow_client.search_runs([experiment_id], filter_string=query, max_results=5000)
 
 
 def _find_run(mlflow_client: MlflowClient, experiment_id: str, tags: dict[str, str]):
-    query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
-    runs = mlflow_client.search_runs([experiment_id], filter_string=query, max_results=1)
+    runs = _find_runs(mlflow_client, experiment_id, {f"tags.`{k}`": v for k, v in tags.items()})
     return runs[0] if runs else None
 
 
@@ -74,17 +102,17 @@ class TrialRun:
         *,
         parent_run_id: str,
         trial_id: str,
-        trial_name: str,
+        run_name: str,
     ) -> None:
         self.client = client(tracking_uri)
-        tags = {TRIAL_TAG: trial_id, "mlflow.parentRunId": parent_run_id}
         existing = _find_run(self.client, experiment_id, {TRIAL_TAG: trial_id})
         if existing is not None:
             self.run_id = existing.info.run_id
             self.client.update_run(self.run_id, status="RUNNING")
         else:
+            tags = {TRIAL_TAG: trial_id, "mlflow.parentRunId": parent_run_id}
             tags |= {"adabert.role": TRIAL_ROLE}
-            run = self.client.create_run(experiment_id, run_name=trial_name, tags=tags)
+            run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
             self.run_id = run.info.run_id
 
     def log_params(self, params: dict[str, str]) -> None:
@@ -109,30 +137,50 @@ class TrialRun:
         self.client.log_dict(self.run_id, data, path)
 
     def log_figure(self, figure, path: str) -> None:
-        self.client.log_figure(self.run_id, figure, path)
+        _log_figure(self.client, self.run_id, figure, path)
 
     def log_folder(self, folder: Path, path: str) -> None:
         self.client.log_artifacts(self.run_id, str(folder), path)
 
-    def log_student(self, student, *, pip_requirements: list[str], code_paths: list) -> str:
-        """An MLflow PyTorch model folder in the run; returns its ``runs:/`` URI."""
-        import mlflow.pytorch
+    def log_student(self, package: Path) -> str:
+        """The student package as an MLflow pyfunc model in the run; returns its ``runs:/`` URI.
 
+        Models from code (``student_model.py``) with safetensors weights: loading it runs that
+        source and ``searchspace`` (shipped with it), never pickled bytecode.
+        """
+        import mlflow.pyfunc
+        import pandas as pd
+        from mlflow.models import infer_signature
+
+        task = json.loads((package / "task.json").read_text(encoding="utf-8"))
+        example = pd.DataFrame({c: ["a short example sentence"] for c in task["text_columns"]})
+        if task["labels"] is None:
+            output = pd.DataFrame({"score": [0.5]})
+        else:
+            output = pd.DataFrame({"label": [task["labels"][0]]})
+            for name in task["labels"]:
+                output[f"prob_{name}"] = [1.0 / len(task["labels"])]
         with tempfile.TemporaryDirectory() as folder:
             target = Path(folder) / "student"
-            # Explicit requirements skip MLflow's slow inference in a subprocess; pickle avoids
-            # torch.export's static batch size (MLflow 3 defaults to the "pt2" format).
-            # code_paths ships the (pure PyTorch) searchspace package inside the model, so the
-            # model loads wherever torch is installed.
-            mlflow.pytorch.save_model(
-                student,
+            # Explicit requirements skip MLflow's slow inference in a subprocess.
+            mlflow.pyfunc.save_model(
                 str(target),
-                serialization_format="pickle",
-                pip_requirements=pip_requirements,
-                code_paths=[str(path) for path in code_paths],
+                python_model=str(STUDENT_MODEL_CODE),
+                artifacts={"student": str(package)},
+                code_paths=[str(SEARCHSPACE_DIR)],
+                signature=infer_signature(example, output),
+                input_example=example,
+                pip_requirements=_requirements(),
             )
             self.client.log_artifacts(self.run_id, str(target), "student")
         return f"runs:/{self.run_id}/student"
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    names = ("torch", "transformers", "safetensors", "pandas", "mlflow")
+    return [f"{name}>={version(name).split('+')[0]}" for name in names]
 
 
 def set_status(tracking_uri: str, run_id: str, status: str) -> None:
@@ -150,8 +198,8 @@ def register_model(model_uri: str, name: str, *, tags: dict[str, str]) -> str:
 
 
 def child_runs(tracking_uri: str, experiment_id: str, parent_run_id: str) -> list:
-    return client(tracking_uri).search_runs(
-        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'"
+    return _find_runs(
+        client(tracking_uri), experiment_id, {"tags.mlflow.parentRunId": parent_run_id}
     )
 
 
@@ -160,6 +208,7 @@ def log_to_run(
     run_id: str,
     *,
     metrics: dict[str, float] | None = None,
+    params: dict[str, str] | None = None,
     tags: dict[str, str] | None = None,
     figures: dict[str, Any] | None = None,
     step: int = 0,
@@ -175,14 +224,38 @@ def log_to_run(
     mlflow_client.log_batch(
         run_id, metrics=items, tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()]
     )
+    # Params are write-once in MLflow: a resumed sweep logs only the ones not yet there.
+    known = mlflow_client.get_run(run_id).data.params if params else {}
+    fresh = [Param(k, v[:6000]) for k, v in (params or {}).items() if k not in known]
+    for start in range(0, len(fresh), 100):
+        mlflow_client.log_batch(run_id, params=fresh[start : start + 100])
     for path, figure in (figures or {}).items():
+        _log_figure(mlflow_client, run_id, figure, path)
+
+
+def _log_figure(mlflow_client: MlflowClient, run_id: str, figure, path: str) -> None:
+    import matplotlib.pyplot as plt
+
+    try:
         mlflow_client.log_figure(run_id, figure, path)
+    finally:
+        plt.close(figure)
 
 
-def close_open_runs(tracking_uri: str, experiment_id: str, *, status: str) -> int:
-    """Give every run still RUNNING in the experiment a final status; returns how many."""
+def run_tag(tracking_uri: str, run_id: str, name: str) -> str | None:
+    return client(tracking_uri).get_run(run_id).data.tags.get(name)
+
+
+def close_open_runs(
+    tracking_uri: str, experiment_id: str, *, status: str, parent_run_id: str | None = None
+) -> int:
+    """Give every run still RUNNING (in the experiment, or among one parent's children) a final
+    status; returns how many."""
     mlflow_client = client(tracking_uri)
-    runs = mlflow_client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'")
+    filters = {"attributes.status": "RUNNING"}
+    if parent_run_id is not None:
+        filters["tags.mlflow.parentRunId"] = parent_run_id
+    runs = _find_runs(mlflow_client, experiment_id, filters)
     for run in runs:
         mlflow_client.set_terminated(run.info.run_id, status)
     return len(runs)

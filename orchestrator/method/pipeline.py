@@ -1,0 +1,496 @@
+"""One task end to end (Ray-free): prepare data and teacher knowledge, search, derive, retrain.
+
+``prepare_task`` is idempotent and cached on disk. ``run_one_task`` is the one search -> derive
+-> retrain -> evaluate (-> latency) sequence that ``adabert run``, the benchmark and the Ray
+trial all call. ``TrialRunner`` underneath it runs that sequence epoch by epoch and can save and
+restore its whole state, so a restarted trial continues where its last checkpoint left it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from losses.objective import AdaBertObjective
+from orchestrator.config import RunConfig, TaskSection
+from orchestrator.errors import UserInputError
+from orchestrator.method.latency import compare_latency
+from orchestrator.method.retrain import RetrainPhase
+from orchestrator.method.search import SearchPhase
+from orchestrator.progress import EpochCallback, EpochReport
+from orchestrator.tasks.batches import STUDENT_COLUMNS, DistillationSet, batch_loader
+from orchestrator.tasks.data import (
+    data_fingerprint,
+    load_task_data,
+    progress_bars,
+    tokenize_for_distillation,
+)
+from orchestrator.tasks.evaluation import logits_to_predictions
+from orchestrator.tasks.metrics import compute_metrics, primary_metric
+from orchestrator.tasks.registry import TaskSpec, custom_task, get_task
+from orchestrator.teacher.knowledge import prepare_teacher_knowledge
+from orchestrator.teacher.model import (
+    TEACHER_COLUMNS,
+    load_teacher,
+    load_tokenizer,
+    resolve_teacher_reference,
+)
+from searchspace.config import SupernetConfig
+from searchspace.derived import DerivedStudent
+from searchspace.embeddings import StudentEmbedding
+from searchspace.genotype import Genotype
+from searchspace.supernet import AdaBertSupernet
+
+STATE_FORMAT = 1
+LATENCY_MODES = ("none", "student", "with_teacher")
+
+
+@dataclass
+class PreparedTask:
+    """Everything a trial needs, with no teacher model in it (trials never run the teacher)."""
+
+    task: TaskSpec
+    primary_metric: str
+    train: DistillationSet
+    dev: DistillationSet
+    vocab_size: int
+    teacher_dir: str
+    teacher_metrics: dict[str, float]
+    teacher_params: int
+    word_embeddings: torch.Tensor
+    position_embeddings: torch.Tensor | None
+    cache_hit: bool
+    # A content hash of the train and dev splits: what a trial asserts it trains on.
+    data_fingerprint: str = ""
+    probe_metrics: dict[str, float] = field(default_factory=dict)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def teacher_embedding_size(self) -> int:
+        return int(self.word_embeddings.shape[1])
+
+    @property
+    def teacher_metric(self) -> str:
+        """The teacher's score under the task's primary metric, e.g. ``teacher/accuracy``."""
+        return f"teacher/{self.task.primary_metric}"
+
+    @property
+    def teacher_score(self) -> float | None:
+        return self.teacher_metrics.get(self.teacher_metric)
+
+
+@dataclass
+class TrialResult:
+    genotype: Genotype
+    student: DerivedStudent
+    metrics: dict[str, float]
+    primary_metric: str
+    phase_seconds: dict[str, float]
+    history: dict[str, list[dict[str, float]]]
+    supernet_config: SupernetConfig  # as built: vocabulary, labels and widths the teacher set
+    teacher_metric: str
+    teacher_score: float | None
+
+    @property
+    def score(self) -> float:
+        return self.metrics[self.primary_metric]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def apply_threads(cfg: RunConfig) -> None:
+    """``run.threads`` > 0 pins torch's intra-op threads. On a shared machine, small models run
+    many times slower with more threads than free cores (threads spin waiting for each other)."""
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
+
+
+def resolve_task(section: TaskSection) -> TaskSpec:
+    """A GLUE task by name, or a custom task when the name is not registered but files are."""
+    try:
+        return get_task(section.name)
+    except UserInputError:
+        if section.train_file is None and section.data_dir is None:
+            raise
+    if section.text_a is None:
+        raise UserInputError(
+            f"task {section.name!r} is not a GLUE task; a custom task needs task.text_a "
+            "(the text column) and task.labels (omit for regression)"
+        )
+    return custom_task(
+        section.name,
+        text_a=section.text_a,
+        text_b=section.text_b,
+        labels=section.labels,
+        metric=section.metric,
+    )
+
+
+def load_run_data(cfg: RunConfig, task: TaskSpec):
+    """The train and validation splits a run uses (source, columns and subsample from ``cfg``)."""
+    return load_task_data(
+        task,
+        data_dir=cfg.task.data_dir,
+        train_file=cfg.task.train_file,
+        dev_file=cfg.task.dev_file,
+        text_a=cfg.task.text_a,
+        text_b=cfg.task.text_b,
+        label_column=cfg.task.label_column,
+        max_train_samples=cfg.data.max_train_samples,
+        max_dev_samples=cfg.data.max_dev_samples,
+        seed=cfg.run.seed,
+    )
+
+
+def _columns(dataset, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    # A full slice materialises tensors (datasets 5 returns lazy Column objects per name).
+    return dict(dataset.with_format("torch", columns=list(names))[:])
+
+
+def prepare_task(
+    cfg: RunConfig, *, on_progress: EpochCallback | None = None, progress: bool | None = None
+) -> PreparedTask:
+    """Data, tokenisation and teacher knowledge (from the cache when it has this key)."""
+    progress = cfg.run.progress_bar if progress is None else progress
+    apply_threads(cfg)
+    with progress_bars(progress):
+        return _prepare_task(cfg, on_progress=on_progress, progress=progress)
+
+
+def _prepare_task(cfg: RunConfig, *, on_progress: EpochCallback | None, progress: bool):
+    started = time.perf_counter()
+    task = resolve_task(cfg.task)
+    teacher_reference = resolve_teacher_reference(cfg.teacher.name_or_path)
+    data = load_run_data(cfg, task)
+    tokenizer = load_tokenizer(teacher_reference)
+    tokenized = {
+        split: tokenize_for_distillation(
+            data[split], tokenizer, max_seq_length=cfg.data.max_seq_length, is_pair=task.is_pair
+        )
+        for split in ("train", "validation")
+    }
+    all_columns = (*TEACHER_COLUMNS, *STUDENT_COLUMNS, "labels")
+    train_columns = _columns(tokenized["train"], all_columns)
+    dev_columns = _columns(tokenized["validation"], all_columns)
+    fingerprints = {split: data_fingerprint(data[split]) for split in data}
+    data_seconds = time.perf_counter() - started
+    knowledge = prepare_teacher_knowledge(
+        teacher_reference,
+        tokenizer,
+        task=task,
+        train_columns=train_columns,
+        dev_columns=dev_columns,
+        fingerprints=fingerprints,
+        max_seq_length=cfg.data.max_seq_length,
+        settings=cfg.teacher,
+        cache_root=Path(cfg.run.cache_dir),
+        seed=cfg.run.seed,
+        on_progress=on_progress,
+        progress=progress,
+    )
+    predictions = logits_to_predictions(task, knowledge.dev.logits.numpy())
+    teacher_metrics = compute_metrics(task, predictions, dev_columns["labels"].numpy())
+    return PreparedTask(
+        task=task,
+        primary_metric=f"dev/{primary_metric(task)}",
+        train=DistillationSet.join(
+            train_columns, knowledge.train.probe_logits, knowledge.train.logits
+        ),
+        dev=DistillationSet.join(dev_columns, knowledge.dev.probe_logits, knowledge.dev.logits),
+        vocab_size=len(tokenizer),
+        teacher_dir=knowledge.teacher_dir,
+        teacher_metrics={f"teacher/{k}": float(v) for k, v in teacher_metrics.items()},
+        teacher_params=knowledge.num_parameters,
+        word_embeddings=knowledge.word_embeddings,
+        position_embeddings=knowledge.position_embeddings,
+        cache_hit=knowledge.cache_hit,
+        data_fingerprint=f"{fingerprints['train']}-{fingerprints['validation']}",
+        probe_metrics=dict(knowledge.meta.get("probe_metrics", {})),
+        phase_seconds={
+            "data": data_seconds,
+            "teacher": time.perf_counter() - started - data_seconds,
+        },
+    )
+
+
+def supernet_config_for(cfg: RunConfig, prepared: PreparedTask) -> SupernetConfig:
+    """The user's supernet settings with the fields that the teacher and the task dictate."""
+    return dataclasses.replace(
+        cfg.supernet,
+        vocab_size=max(prepared.vocab_size, int(prepared.word_embeddings.shape[0])),
+        num_labels=prepared.task.num_labels,
+        max_positions=max(cfg.data.max_seq_length, cfg.run.latency_seq_length),
+        teacher_embedding_size=prepared.teacher_embedding_size,
+    )
+
+
+def teacher_tables(prepared: PreparedTask, config: SupernetConfig):
+    """Teacher (word, position) tables; positions padded with fresh rows when the student needs
+    more than the teacher has, None for teachers without absolute position embeddings."""
+    positions = prepared.position_embeddings
+    if positions is not None and len(positions) < config.max_positions:
+        extra = torch.randn(config.max_positions - len(positions), positions.shape[1]) * 0.02
+        positions = torch.cat([positions, extra])
+    return prepared.word_embeddings, positions
+
+
+def projected_tables(config: SupernetConfig, tables) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's (word, position) tables at the cell width, as the supernet starts from them
+    (each table times the projection onto its top principal directions)."""
+    word, position = tables
+    embedding = StudentEmbedding(
+        config, teacher_word_embeddings=word, teacher_position_embeddings=position
+    )
+    return embedding.low_dim_tables()
+
+
+def scratch_student(config: SupernetConfig, genotype: Genotype, tables) -> DerivedStudent:
+    """Fresh cells and head; embeddings from the teacher's tables, projected like the search's."""
+    student = DerivedStudent(config, genotype)
+    low_word, low_position = projected_tables(config, tables)
+    with torch.no_grad():
+        student.embedding.word_embeddings.weight.copy_(low_word)
+        student.embedding.position_embeddings.weight.copy_(low_position)
+    return student
+
+
+def _search_loaders(cfg: RunConfig, prepared: PreparedTask):
+    """(weights loader, α loader or None, dev loader) of the search."""
+    batch_size, seed = cfg.data.batch_size, cfg.run.seed
+    dev = batch_loader(prepared.dev, batch_size=batch_size, shuffle=False, seed=seed)
+    if cfg.search.optimization == "alternating":
+        # [PS]: first-order DARTS, weights on one half of the training set, α on the other.
+        half = len(prepared.train) // 2
+        order = torch.randperm(len(prepared.train), generator=torch.Generator().manual_seed(seed))
+        w_part = torch.utils.data.Subset(prepared.train, order[:half].tolist())
+        a_part = torch.utils.data.Subset(prepared.train, order[half:].tolist())
+        return (
+            batch_loader(w_part, batch_size=batch_size, shuffle=True, seed=seed),
+            batch_loader(a_part, batch_size=batch_size, shuffle=True, seed=seed + 1),
+            dev,
+        )
+    train = batch_loader(prepared.train, batch_size=batch_size, shuffle=True, seed=seed)
+    return train, None, dev
+
+
+class TrialRunner:
+    """Search -> derive -> retrain of one config, one epoch per step of ``epochs()``.
+
+    Between two epochs ``state_dict()`` captures everything that decides the rest of the run
+    (weights, α, optimiser and scheduler states, the best epoch so far, the Gumbel, data-order
+    and global RNG states, the history); a new runner given that state by ``load_state_dict``
+    continues exactly as the first one would have.
+    """
+
+    def __init__(self, cfg: RunConfig, prepared: PreparedTask) -> None:
+        seed_everything(cfg.run.seed)
+        apply_threads(cfg)
+        self.cfg, self.prepared = cfg, prepared
+        self.phase_seconds = dict(prepared.phase_seconds)
+        self.config = supernet_config_for(cfg, prepared)
+        self.tables = teacher_tables(prepared, self.config)
+        self.supernet = AdaBertSupernet(
+            self.config,
+            teacher_word_embeddings=self.tables[0],
+            teacher_position_embeddings=self.tables[1],
+        )
+        objective = AdaBertObjective(
+            cfg.loss,
+            self.config,
+            seq_len=cfg.data.max_seq_length,
+            is_regression=prepared.task.is_regression,
+        )
+        train_loader, arch_loader, self.dev_loader = _search_loaders(cfg, prepared)
+        self.search = SearchPhase(
+            self.supernet,
+            objective,
+            prepared.task,
+            train_loader=train_loader,
+            dev_loader=self.dev_loader,
+            arch_loader=arch_loader,
+            cfg=cfg.search,
+            primary_metric=prepared.primary_metric,
+            seed=cfg.run.seed,
+            progress=cfg.run.progress_bar,
+        )
+        self.retrain: RetrainPhase | None = None
+
+    @property
+    def completed_epochs(self) -> int:
+        return self.search.epoch + (self.retrain.epoch if self.retrain is not None else 0)
+
+    def epochs(self) -> Iterator[EpochReport]:
+        """Run the remaining epochs, yielding after each (the state is consistent there)."""
+        while not self.search.done:
+            yield self._timed("search", self.search.run_epoch)
+        if self.retrain is None:
+            self._timed("retrain", lambda: self._start_retrain(self._student_from_search()))
+        self._timed("retrain", self.retrain.start)
+        while not self.retrain.done:
+            yield self._timed("retrain", self.retrain.run_epoch)
+
+    def _timed(self, phase: str, step):
+        started = time.perf_counter()
+        try:
+            return step()
+        finally:
+            self.phase_seconds[phase] = (
+                self.phase_seconds.get(phase, 0.0) + time.perf_counter() - started
+            )
+
+    def _student_from_search(self) -> DerivedStudent:
+        search = self.search.result()
+        self.supernet.load_state_dict(search.supernet_state)
+        if self.cfg.retrain.mode == "inherit":
+            return DerivedStudent.from_supernet(self.supernet, search.genotype)
+        return scratch_student(self.config, search.genotype, self.tables)
+
+    def _start_retrain(self, student: DerivedStudent) -> None:
+        cfg = self.cfg
+        loader = batch_loader(
+            self.prepared.train, batch_size=cfg.data.batch_size, shuffle=True, seed=cfg.run.seed + 2
+        )
+        self.retrain = RetrainPhase(
+            student,
+            self.prepared.task,
+            train_loader=loader,
+            dev_loader=self.dev_loader,
+            cfg=cfg.retrain,
+            loss_cfg=cfg.loss,
+            primary_metric=self.prepared.primary_metric,
+            progress=cfg.run.progress_bar,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors, numbers, strings and containers only (``torch.load(weights_only=True)``)."""
+        retrain = None
+        if self.retrain is not None:
+            retrain = self.retrain.state_dict()
+            retrain["genotype"] = self.retrain.student.genotype.to_dict()
+        search = self.search.state_dict()
+        if retrain is not None:
+            # The retrain no longer needs the supernet: keep the search's record, not its weights.
+            search = {k: v for k, v in search.items() if k not in ("supernet", "w_opt", "a_opt")}
+            search["best"] = {k: v for k, v in search["best"].items() if k != "state"}
+        return {
+            "format": STATE_FORMAT,
+            "search": search,
+            "retrain": retrain,
+            "torch_rng": torch.get_rng_state(),
+            "phase_seconds": dict(self.phase_seconds),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("format") != STATE_FORMAT:
+            raise ValueError(f"trial state format {state.get('format')!r} is not {STATE_FORMAT}")
+        retrain = state["retrain"]
+        if retrain is None:
+            self.search.load_state_dict(state["search"])
+        else:
+            self.search.epoch = int(state["search"]["epoch"])
+            self.search.best = state["search"]["best"]
+            self.search.history = list(state["search"]["history"])
+            genotype = Genotype.from_dict(retrain["genotype"])
+            self._start_retrain(DerivedStudent(self.config, genotype))
+            self.retrain.load_state_dict(retrain)
+        torch.set_rng_state(state["torch_rng"])
+        self.phase_seconds = dict(state["phase_seconds"])
+
+    def result(self) -> TrialResult:
+        prepared = self.prepared
+        if self.retrain is None or not self.retrain.done:
+            raise RuntimeError("the trial has epochs left to run")
+        best = self.search.best
+        retrain = self.retrain.result()
+        student = self.retrain.student
+        seq_len = self.cfg.data.max_seq_length
+        metrics = {
+            **retrain.dev_metrics,
+            **prepared.teacher_metrics,
+            "search/best_epoch": float(best["epoch"]),
+            "search/best_dev": float(best["score"]),
+            "retrain/best_epoch": float(retrain.best_epoch),
+            "student/params": float(student.num_parameters()),
+            "student/flops": float(student.flops(seq_len)),
+            "student/num_cells": float(student.genotype.num_cells),
+            "teacher/params": float(prepared.teacher_params),
+            "compression": prepared.teacher_params / student.num_parameters(),
+        }
+        if prepared.teacher_score:
+            metrics["retention"] = metrics[prepared.primary_metric] / prepared.teacher_score
+        return TrialResult(
+            genotype=student.genotype,
+            student=student,
+            metrics=metrics,
+            primary_metric=prepared.primary_metric,
+            phase_seconds=dict(self.phase_seconds),
+            history={"search": list(self.search.history), "retrain": retrain.history},
+            supernet_config=self.config,
+            teacher_metric=prepared.teacher_metric,
+            teacher_score=prepared.teacher_score,
+        )
+
+
+def run_one_task(
+    cfg: RunConfig,
+    prepared: PreparedTask,
+    *,
+    on_epoch: EpochCallback | None = None,
+    runner: TrialRunner | None = None,
+    latency: str = "none",
+) -> TrialResult:
+    """Search, derive, retrain, evaluate and (``latency``) time one config on a prepared task.
+
+    ``runner`` continues a run restored from a checkpoint; ``latency`` is "none", "student"
+    (the student alone) or "with_teacher" (side by side, with speedups).
+    """
+    if latency not in LATENCY_MODES:
+        raise ValueError(f"latency must be one of {LATENCY_MODES}, got {latency!r}")
+    runner = runner or TrialRunner(cfg, prepared)
+    for report in runner.epochs():
+        if on_epoch is not None:
+            on_epoch(report)
+    result = runner.result()
+    if latency != "none":
+        started = time.perf_counter()
+        result.metrics |= measure_latency(
+            cfg, prepared, result.student, with_teacher=latency == "with_teacher"
+        )
+        result.phase_seconds["latency"] = time.perf_counter() - started
+    return result
+
+
+def measure_latency(
+    cfg: RunConfig, prepared: PreparedTask, student: DerivedStudent, *, with_teacher: bool
+) -> dict[str, float]:
+    """CPU latency at batch 1 and 32 (``run.latency_seq_length`` tokens), interleaved in this
+    process; with the teacher also the speedups, so ratios come from one side-by-side run."""
+    models = {"student": (student, "student")}
+    if with_teacher:
+        teacher = load_teacher(prepared.teacher_dir, task=prepared.task, fine_tuned=True)
+        models["teacher"] = (teacher, "teacher")
+    latency = compare_latency(
+        models,
+        vocab_size=min(prepared.vocab_size, student.config.vocab_size),
+        seq_len=cfg.run.latency_seq_length,
+        repeats=cfg.run.latency_repeats,
+    )
+    if with_teacher:
+        for batch_size in (1, 32):
+            latency[f"speedup/b{batch_size}"] = (
+                latency[f"latency/teacher_b{batch_size}_ms"]
+                / latency[f"latency/student_b{batch_size}_ms"]
+            )
+    return latency

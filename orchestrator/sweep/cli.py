@@ -1,0 +1,104 @@
+"""``adabert sweep`` and ``adabert ui``: argument parsing only; the work is in driver.py."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from orchestrator.errors import UserInputError
+
+
+def register(subparsers) -> None:
+    sweep = subparsers.add_parser(
+        "sweep", help="multi-task sweep: Ray Tune trials, Optuna outer search, MLflow tracking"
+    )
+    sweep.add_argument(
+        "config",
+        help="a sweep TOML file, 'demo' (the built-in offline demo), or with --resume the "
+        "folder of an earlier sweep",
+    )
+    sweep.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. sweep.trials_per_task=8 or base.search.epochs=4",
+    )
+    sweep.add_argument(
+        "--address", help="join this Ray cluster ('auto' inside a Ray job); default: a local Ray"
+    )
+    sweep.add_argument(
+        "--resume", action="store_true", help="continue an interrupted or failed sweep"
+    )
+    sweep.add_argument(
+        "--smoke-test", action="store_true", help="tiny budgets: checks the set-up in minutes"
+    )
+    sweep.set_defaults(handler=_sweep_command)
+
+    ui = subparsers.add_parser("ui", help="open the MLflow UI of a sweep on 127.0.0.1")
+    ui.add_argument("--sweep", default="sweeps/demo", help="the sweep folder")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(handler=_ui_command)
+
+
+def _load(args: argparse.Namespace):
+    from orchestrator.sweep.config import load_sweep_config, smoke_test_overrides
+    from orchestrator.sweep.record import RECORD, config_from_folder
+
+    folder = Path(args.config)
+    if args.resume and (folder / RECORD).is_file():
+        if args.set or args.smoke_test:
+            raise UserInputError(
+                "a sweep resumed from its folder runs with its recorded settings: drop "
+                "--set/--smoke-test"
+            )
+        return config_from_folder(folder)
+    if folder.is_dir():
+        raise UserInputError(f"{folder} is a folder without a sweep record ({RECORD})")
+    overrides = (smoke_test_overrides() if args.smoke_test else []) + list(args.set)
+    return load_sweep_config(args.config, overrides)
+
+
+def _sweep_command(args: argparse.Namespace) -> int:
+    from orchestrator.sweep import loopback
+
+    config = _load(args)
+    if args.address or config.sweep.address:
+        loopback.allow_cluster()
+    else:
+        loopback.prefer_loopback()  # before anything imports ray
+    from orchestrator.sweep.driver import run_sweep
+
+    outcome = run_sweep(config, resume=args.resume, address=args.address)
+    return outcome.exit_code
+
+
+def ui_command_line(folder: Path, port: int) -> list[str]:
+    from orchestrator.sweep.config import parse_sweep_config
+    from orchestrator.sweep.record import read_record, sqlite_url
+
+    if not 1 <= port <= 65535:
+        raise UserInputError(f"--port must be a TCP port (1-65535), got {port}")
+    config = parse_sweep_config(read_record(folder))
+    uri = config.sweep.tracking_uri or sqlite_url(folder / "mlflow.db")
+    return [
+        sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+
+
+def _ui_command(args: argparse.Namespace) -> int:
+    from orchestrator.sweep.tracking import ui_url
+
+    command = ui_command_line(Path(args.sweep), args.port)
+    url = ui_url(f"http://127.0.0.1:{args.port}")
+    print(f"MLflow UI of {args.sweep}: {url}  (Ctrl-C stops it)")
+    # The UI needs no job runner; without it the server is 2 processes instead of 13.
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    try:
+        return subprocess.call(command, env=env)
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,202 @@
+"""Helpers of the sweep tests: a tiny two-task sweep file, running ``adabert`` in its own
+session (so every process it starts can be found and stopped), and reading the stores back."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TASKS = ("sentiment", "paraphrase")
+SWEEP = """
+[sweep]
+name = "{name}"
+root = "{root}"
+trials_per_task = {trials}
+max_concurrent_trials = {concurrent}
+cpus_per_trial = 0.5
+second_objective = "params"
+object_store_mb = 128
+scheduler = "{scheduler}"
+grace_period = 1
+demo_train_size = 64
+demo_dev_size = 32
+min_free_mb = {min_free_mb}
+
+[base.teacher]
+name_or_path = "{teacher}"
+batch_size = 16
+epochs = 1.0
+probe_epochs = 1
+
+[base.data]
+max_seq_length = 24
+batch_size = 16
+
+[base.supernet]
+hidden_size = 16
+max_cells = 2
+mixed_op_mode = "sampled"
+
+[base.search]
+epochs = {search_epochs}
+
+[base.retrain]
+epochs = 1
+
+[base.run]
+cache_dir = "{root}/cache"
+latency_seq_length = 24
+latency_repeats = 1
+progress_bar = false
+
+{tasks}
+
+[space]
+"loss.efficiency_weight" = {{ type = "float", low = 0.5, high = 8.0, log = true }}
+"supernet.max_cells" = {{ type = "int", low = 1, high = 2 }}
+"""
+
+
+def write_sweep(
+    root: Path,
+    teacher: Path,
+    *,
+    name: str = "t",
+    trials: int = 2,
+    concurrent: int = 1,
+    scheduler: str = "asha",
+    search_epochs: int = 2,
+    tasks: tuple[str, ...] = TASKS,
+    min_free_mb: int = 0,
+) -> Path:
+    entries = "\n".join(f'[[tasks]]\ndemo = "{task}"\n' for task in tasks)
+    path = root / f"{name}.toml"
+    path.write_text(
+        SWEEP.format(
+            name=name, root=root, teacher=teacher, trials=trials, concurrent=concurrent,
+            scheduler=scheduler, search_epochs=search_epochs, tasks=entries,
+            min_free_mb=min_free_mb,
+        )
+    )  # fmt: skip
+    return path
+
+
+def environment(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RAY_AUTH_MODE="disabled", **extra)
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def adabert(*args: str) -> list[str]:
+    return [sys.executable, "-m", "orchestrator", *args]
+
+
+def start(args: list[str], *, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """Its own session: every Ray process it starts shares the session id."""
+    return subprocess.Popen(
+        args, cwd=cwd, env=env or environment(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+def session_pids(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == sid:  # field 6 of /proc/<pid>/stat: the session id
+                pids.append(int(entry.name))
+    return pids
+
+
+def kill_session(sid: int) -> None:
+    for pid in session_pids(sid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def finish(process: subprocess.Popen, timeout: float) -> subprocess.CompletedProcess:
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_session(process.pid)
+        out, _ = process.communicate()
+        pytest.fail(f"{process.args} timed out:\n{out[-4000:]}")
+    finally:
+        wait_session_gone(process.pid)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, "")
+
+
+def run(args: list[str], *, cwd: Path, timeout: float = 600, env=None):
+    return finish(start(args, cwd=cwd, env=env), timeout)
+
+
+def wait_session_gone(sid: int, timeout: float = 90.0) -> None:
+    """Ray's core processes die with their driver; its two agents linger up to ~60 s. The tests
+    do not leave them behind."""
+    deadline = time.time() + timeout
+    while session_pids(sid) and time.time() < deadline:
+        time.sleep(0.5)
+    kill_session(sid)
+
+
+def wait_for(condition, *, timeout: float, what: str, process=None, poll: float = 0.5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        if process is not None and process.poll() is not None:
+            out = process.stdout.read() if process.stdout else ""
+            pytest.fail(f"the sweep ended before {what}:\n{out[-4000:]}")
+        time.sleep(poll)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+# --- reading the stores back -----------------------------------------------------------------
+
+
+def mlflow_runs(folder: Path, name: str):
+    from mlflow import MlflowClient
+
+    if not (folder / "mlflow.db").is_file():
+        return None, None, []
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(f"adabert-{name}")
+    if experiment is None:
+        return client, None, []
+    return client, experiment, client.search_runs([experiment.experiment_id], max_results=5000)
+
+
+def optuna_trials(folder: Path, name: str, task: str):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not (folder / "optuna.db").is_file():  # never create it: the sweep does
+        return []
+    try:
+        study = optuna.load_study(
+            study_name=f"adabert-{name}-{task}", storage=f"sqlite:///{folder / 'optuna.db'}"
+        )
+    except KeyError:
+        return []
+    return study.get_trials(deepcopy=False)
+
+
+def optuna_states(folder: Path, name: str, task: str) -> list[str]:
+    return [t.state.name for t in optuna_trials(folder, name, task)]
+
+
+def summary(folder: Path) -> dict:
+    return json.loads((folder / "summary.json").read_text())
