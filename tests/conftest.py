@@ -7,6 +7,12 @@ The teacher's WordPiece vocabulary is the demo generator's vocabulary, so genera
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -59,3 +65,77 @@ def demo_data_dir(tmp_path_factory) -> Path:
     for task in ("sst2", "mrpc"):
         write_glue_layout(root, task, train_size=96, dev_size=48, seed=0)
     return root
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_head():
+    """A real Ray head on 127.0.0.1 (Jobs API address), stopped with every process it started."""
+    port, dashboard = _free_port(), _free_port()
+    temp = Path(f"/tmp/adabert-ray-{os.getpid()}")  # Ray's socket paths must stay short
+    bin_dir = str(Path(sys.executable).parent)
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # the job's `python` is ours
+    command = [
+        os.path.join(bin_dir, "ray"), "start", "--head", "--block", "--port", str(port),
+        "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--num-cpus", "1",
+        "--temp-dir", str(temp), "--disable-usage-stats", "--include-dashboard", "true",
+    ]  # fmt: skip
+    # Its own process group: stopping it stops exactly the processes this test started.
+    head = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    address = f"http://127.0.0.1:{dashboard}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                _jobs_api_ready(address)
+                break
+            except Exception:
+                if time.time() > deadline or head.poll() is not None:
+                    pytest.fail("the Ray head did not come up")
+                time.sleep(1)
+        yield RayHead(jobs=address, gcs=f"127.0.0.1:{port}")
+    finally:
+        _stop(head)
+
+
+def _stop(head: subprocess.Popen) -> None:
+    """SIGTERM lets `ray start --block` stop what it started; SIGKILL the group if it hangs."""
+    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 30)):
+        try:
+            os.killpg(head.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            head.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _jobs_api_ready(address: str) -> None:
+    """Raises until the head's job agent has run a job: the Jobs API answers before its agent is
+    ready ("No available agent to submit job" under load)."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    job = client.submit_job(entrypoint="python -c pass")
+    deadline = time.time() + 60
+    while client.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+        if time.time() > deadline:
+            raise TimeoutError("the warm-up job did not finish")
+        time.sleep(0.5)
+
+
+@dataclass(frozen=True)
+class RayHead:
+    jobs: str  # the dashboard's Jobs API, http://127.0.0.1:<port>
+    gcs: str  # what RAY_ADDRESS or ray.init(address=...) takes

@@ -20,7 +20,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
 PARENT_ROLE, TRIAL_ROLE = "task", "trial"
-TRIAL_TAG = "adabert.trial_id"
+TRIAL_TAG = "adabert.trial_id"  # Ray Tune's trial id
+NUMBER_TAG = "adabert.trial_number"  # Optuna's trial number
 MAX_BATCH = 900  # MLflow's log_batch takes at most 1000 metrics
 
 
@@ -93,7 +94,9 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 
 class TrialRun:
-    """The child run of one trial; created in the trial's process, reused on a restart."""
+    """The child run of one trial, created in the trial's process. It is found again by its
+    Optuna trial number under the task's parent run, so a restarted trial, a resumed sweep and
+    a trial re-created after the driver was killed all continue the same run."""
 
     def __init__(
         self,
@@ -102,16 +105,21 @@ class TrialRun:
         *,
         parent_run_id: str,
         trial_id: str,
+        number: int,
         run_name: str,
     ) -> None:
         self.client = client(tracking_uri)
-        existing = _find_run(self.client, experiment_id, {TRIAL_TAG: trial_id})
+        identity = {"mlflow.parentRunId": parent_run_id, NUMBER_TAG: str(number)}
+        if number < 0:
+            identity = {TRIAL_TAG: trial_id}
+        existing = _find_run(self.client, experiment_id, identity)
         if existing is not None:
             self.run_id = existing.info.run_id
             self.client.update_run(self.run_id, status="RUNNING")
+            self.client.set_tag(self.run_id, TRIAL_TAG, trial_id)
         else:
-            tags = {TRIAL_TAG: trial_id, "mlflow.parentRunId": parent_run_id}
-            tags |= {"adabert.role": TRIAL_ROLE}
+            tags = identity | {TRIAL_TAG: trial_id, "adabert.role": TRIAL_ROLE}
+            tags |= {"mlflow.parentRunId": parent_run_id}
             run = self.client.create_run(experiment_id, run_name=run_name, tags=tags)
             self.run_id = run.info.run_id
 

@@ -118,6 +118,7 @@ def run_trial(config: dict[str, Any], *, plan: TrialPlan, prepared: PreparedTask
         plan.experiment_id,
         parent_run_id=plan.parent_run_id,
         trial_id=context.get_trial_id(),
+        number=number,
         run_name=f"{plan.task}-t{number:02d}" if number >= 0 else context.get_trial_name(),
     )
     common = {"mlflow_run_id": run.run_id, "time/work_start": work_start}
@@ -134,7 +135,6 @@ def run_trial(config: dict[str, Any], *, plan: TrialPlan, prepared: PreparedTask
                 "adabert.task": plan.task,
                 "adabert.data_fingerprint": plan.data_fingerprint,
                 "adabert.hparams": json.dumps(hparams),
-                "adabert.trial_number": number,
                 "adabert.tune_trial_id": context.get_trial_id(),
             }
         )

@@ -179,6 +179,26 @@ def mlflow_runs(folder: Path, name: str):
     return client, experiment, client.search_runs([experiment.experiment_id], max_results=5000)
 
 
+def max_step(folder: Path, task: str, metric: str = "train/loss_total") -> int:
+    """The last step a trial of ``task`` logged, read with sqlite3 in read-only mode: while a
+    sweep runs, an MLflow client here could race the sweep's own schema set-up."""
+    import sqlite3
+
+    path = folder / "mlflow.db"
+    if not path.is_file():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            row = db.execute(
+                "SELECT max(m.step) FROM metrics m JOIN tags t ON t.run_uuid = m.run_uuid "
+                "WHERE m.key = ? AND t.key = 'adabert.task' AND t.value = ?",
+                (metric, task),
+            ).fetchone()
+    except sqlite3.Error:  # not created yet, or locked for a moment
+        return 0
+    return int(row[0] or 0)
+
+
 def optuna_trials(folder: Path, name: str, task: str):
     import optuna
 
@@ -195,7 +215,23 @@ def optuna_trials(folder: Path, name: str, task: str):
 
 
 def optuna_states(folder: Path, name: str, task: str) -> list[str]:
-    return [t.state.name for t in optuna_trials(folder, name, task)]
+    """Trial states of a task's study, read with sqlite3 in read-only mode (safe to poll while
+    the sweep writes; Optuna's own client could race its schema set-up)."""
+    import sqlite3
+
+    path = folder / "optuna.db"
+    if not path.is_file():
+        return []
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            rows = db.execute(
+                "SELECT t.state FROM trials t JOIN studies s ON s.study_id = t.study_id "
+                "WHERE s.study_name = ? ORDER BY t.number",
+                (f"adabert-{name}-{task}",),
+            ).fetchall()
+    except sqlite3.Error:
+        return []
+    return [state for (state,) in rows]
 
 
 def summary(folder: Path) -> dict:
