@@ -74,8 +74,9 @@ def submit_job(client, command: str, *, working_dir: Path) -> str:
         entrypoint=command,
         runtime_env={
             "working_dir": str(working_dir),
+            # No env_vars: the sweep's own ray.init sets its workers' environment, and Ray
+            # refuses to merge a job's env_vars with a driver's that name the same variable.
             "excludes": EXCLUDES,
-            "env_vars": {"TOKENIZERS_PARALLELISM": "false"},
         },
     )
 

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import sys
 
-from cluster import submit
 from orchestrator.errors import UserInputError
 from orchestrator.sweep import cli as sweep_cli
 
@@ -75,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_run(subparsers)
     sweep_cli.register(subparsers)
+    from cluster import submit  # cluster/ builds on orchestrator, not the other way round
+
     submit.register(subparsers)
     return parser
 

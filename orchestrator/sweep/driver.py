@@ -273,15 +273,16 @@ def trials_table(summaries: list[TaskSummary]) -> str:
 # --- the run -------------------------------------------------------------------------------
 
 
-def _plans(config, folder, data_root, tracking_uri, optuna_url, experiment_id, resume):
+def _plans(config, folder, data_root, tracking_uri, optuna_url, experiment_id, resume, done):
     from orchestrator.sweep.tuner import TaskPlan, study_name
 
     plans = []
     for task in config.tasks:
         base = task_run_config(config, task, data_root=data_root).to_dict()
         parent = tracking.parent_run(
-            tracking_uri, experiment_id, sweep=config.sweep.name, task=task.name
-        )
+            tracking_uri, experiment_id, sweep=config.sweep.name, task=task.name,
+            reopen=task.name not in done,
+        )  # fmt: skip
         tracking.log_to_run(
             tracking_uri,
             parent,
@@ -443,8 +444,9 @@ def run_sweep(
     try:
         with _sigterm_as_interrupt():
             plans = _plans(
-                config, folder, data_root, tracking_uri, optuna_url, experiment_id, resume
-            )
+                config, folder, data_root, tracking_uri, optuna_url, experiment_id, resume,
+                set(earlier),
+            )  # fmt: skip
             todo = [p for p in plans if p.task not in earlier]
             write_state(folder, "running", {p.task: "running" for p in todo})
             summaries, failures, stopped = _run_tasks(

@@ -71,13 +71,17 @@ def _find_run(mlflow_client: MlflowClient, experiment_id: str, tags: dict[str, s
     return runs[0] if runs else None
 
 
-def parent_run(tracking_uri: str, experiment_id: str, *, sweep: str, task: str) -> str:
-    """The task's parent run, reopened when the sweep is resumed."""
+def parent_run(
+    tracking_uri: str, experiment_id: str, *, sweep: str, task: str, reopen: bool = True
+) -> str:
+    """The task's parent run; a resumed sweep reopens it (``reopen``) when the task has work
+    left, and leaves a finished task's run as it is."""
     mlflow_client = client(tracking_uri)
     tags = {"adabert.sweep": sweep, "adabert.task": task, "adabert.role": PARENT_ROLE}
     existing = _find_run(mlflow_client, experiment_id, tags)
     if existing is not None:
-        mlflow_client.update_run(existing.info.run_id, status="RUNNING")
+        if reopen:
+            mlflow_client.update_run(existing.info.run_id, status="RUNNING")
         return existing.info.run_id
     return mlflow_client.create_run(experiment_id, run_name=task, tags=tags).info.run_id
 

@@ -29,6 +29,8 @@ grace_period = 1
 demo_train_size = 64
 demo_dev_size = 32
 min_free_mb = {min_free_mb}
+log_model = {log_model}
+register_best = {log_model}
 
 [base.teacher]
 name_or_path = "{teacher}"
@@ -76,14 +78,19 @@ def write_sweep(
     search_epochs: int = 2,
     tasks: tuple[str, ...] = TASKS,
     min_free_mb: int = 0,
+    log_model: bool = False,
+    overrides: dict[str, list[str]] | None = None,
 ) -> Path:
-    entries = "\n".join(f'[[tasks]]\ndemo = "{task}"\n' for task in tasks)
+    entries = "\n".join(
+        f'[[tasks]]\ndemo = "{task}"\noverrides = {json.dumps((overrides or {}).get(task, []))}\n'
+        for task in tasks
+    )
     path = root / f"{name}.toml"
     path.write_text(
         SWEEP.format(
             name=name, root=root, teacher=teacher, trials=trials, concurrent=concurrent,
             scheduler=scheduler, search_epochs=search_epochs, tasks=entries,
-            min_free_mb=min_free_mb,
+            min_free_mb=min_free_mb, log_model=str(log_model).lower(),
         )
     )  # fmt: skip
     return path

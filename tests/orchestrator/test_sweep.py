@@ -47,7 +47,9 @@ def _listening(sid: int) -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def sweep(tiny_teacher_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("sweeps")
-    config = write_sweep(root, tiny_teacher_dir, name=NAME, trials=TRIALS, concurrent=2)
+    config = write_sweep(
+        root, tiny_teacher_dir, name=NAME, trials=TRIALS, concurrent=2, log_model=True
+    )
     process = start(adabert("sweep", str(config)), cwd=root)
     sockets = []
     if shutil.which("ss"):
