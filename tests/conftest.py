@@ -57,6 +57,13 @@ def tiny_teacher_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sweep_cache(tmp_path_factory) -> Path:
+    """One teacher-knowledge cache for every test sweep: they share the tiny teacher and the
+    generated demo data, so each task's knowledge is computed once per test session."""
+    return tmp_path_factory.mktemp("teacher-cache")
+
+
+@pytest.fixture(scope="session")
 def demo_data_dir(tmp_path_factory) -> Path:
     """Generated SST-2 and MRPC in the GLUE TSV layout: root/SST-2, root/MRPC."""
     from orchestrator.tasks.demo import write_glue_layout
@@ -109,7 +116,7 @@ def ray_head():
 
 def _stop(head: subprocess.Popen) -> None:
     """SIGTERM lets `ray start --block` stop what it started; SIGKILL the group if it hangs."""
-    for sig, wait in ((signal.SIGTERM, 60), (signal.SIGKILL, 30)):
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 30)):
         try:
             os.killpg(head.pid, sig)
         except ProcessLookupError:

@@ -54,7 +54,8 @@ epochs = {search_epochs}
 epochs = 1
 
 [base.run]
-cache_dir = "{root}/cache"
+cache_dir = "{cache}"
+threads = 1
 latency_seq_length = 24
 latency_repeats = 1
 progress_bar = false
@@ -80,17 +81,23 @@ def write_sweep(
     min_free_mb: int = 0,
     log_model: bool = False,
     overrides: dict[str, list[str]] | None = None,
+    cache: Path | None = None,
 ) -> Path:
-    entries = "\n".join(
-        f'[[tasks]]\ndemo = "{task}"\noverrides = {json.dumps((overrides or {}).get(task, []))}\n'
-        for task in tasks
-    )
+    entries = []
+    for task in tasks:
+        demo, _, alias = task.partition("=")  # "broken=paraphrase": a second task on that data
+        entries.append(
+            f'[[tasks]]\ndemo = "{alias or demo}"\nname = "{demo}"\n'
+            f"overrides = {json.dumps((overrides or {}).get(demo, []))}\n"
+        )
+    entries = "\n".join(entries)
     path = root / f"{name}.toml"
     path.write_text(
         SWEEP.format(
             name=name, root=root, teacher=teacher, trials=trials, concurrent=concurrent,
             scheduler=scheduler, search_epochs=search_epochs, tasks=entries,
             min_free_mb=min_free_mb, log_model=str(log_model).lower(),
+            cache=cache or root / "cache",
         )
     )  # fmt: skip
     return path
@@ -149,9 +156,11 @@ def run(args: list[str], *, cwd: Path, timeout: float = 600, env=None):
     return finish(start(args, cwd=cwd, env=env), timeout)
 
 
-def wait_session_gone(sid: int, timeout: float = 90.0) -> None:
-    """Ray's core processes die with their driver; its two agents linger up to ~60 s. The tests
-    do not leave them behind."""
+def wait_session_gone(sid: int, timeout: float = 5.0) -> None:
+    """Ray's core processes and workers die within ~2 s of their driver; its dashboard and
+    runtime-env agents linger up to ~60 s (measured, ray 2.60). Whatever is left after
+    ``timeout`` is killed: the tests leave nothing behind, and nothing of an old session runs
+    on beside the next one."""
     deadline = time.time() + timeout
     while session_pids(sid) and time.time() < deadline:
         time.sleep(0.5)

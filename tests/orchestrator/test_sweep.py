@@ -45,10 +45,16 @@ def _listening(sid: int) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def sweep(tiny_teacher_dir, tmp_path_factory):
+def sweep(tiny_teacher_dir, tmp_path_factory, sweep_cache):
     root = tmp_path_factory.mktemp("sweeps")
     config = write_sweep(
-        root, tiny_teacher_dir, name=NAME, trials=TRIALS, concurrent=2, log_model=True
+        root,
+        tiny_teacher_dir,
+        name=NAME,
+        trials=TRIALS,
+        concurrent=2,
+        log_model=True,
+        cache=sweep_cache,
     )
     process = start(adabert("sweep", str(config)), cwd=root)
     sockets = []
