@@ -115,3 +115,61 @@ def test_packages_resolve_inside_this_checkout_in_a_clean_interpreter(
 def test_importing_pure_packages_pulls_in_no_framework(clean_interpreter_report):
     # The imports ran before orchestrator was touched, so only searchspace/losses count here.
     assert clean_interpreter_report["loaded"] == [], clean_interpreter_report["loaded"]
+
+
+# Where each framework may be imported (module-level or not): the few, named places.
+FRAMEWORK_HOMES = {
+    "ray": ("orchestrator/sweep/", "cluster/"),
+    "optuna": ("orchestrator/sweep/",),
+    "mlflow": ("orchestrator/sweep/",),
+    # student_model.py runs inside the MLflow model (the tokenizer of a logged student).
+    "transformers": ("orchestrator/teacher/model.py", "orchestrator/sweep/student_model.py"),
+    "datasets": ("orchestrator/tasks/data.py",),
+    "pyarrow": ("orchestrator/teacher/knowledge.py",),
+}
+
+
+def _project_files() -> list[Path]:
+    return [p for package in ("orchestrator", "cluster") for p in _python_files(package)]
+
+
+def test_frameworks_are_imported_only_in_their_named_places():
+    offenders = []
+    for path in _project_files():
+        where = str(path.relative_to(REPO))
+        for line, module in _imports(path):
+            homes = FRAMEWORK_HOMES.get(module)
+            if homes is not None and not where.startswith(homes):
+                offenders.append(f"{where}:{line} imports {module}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_orchestrator_never_imports_cluster_at_module_level():
+    offenders = []
+    for path in _python_files("orchestrator"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in tree.body:  # module level only: cli.py may import it inside a function
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(name.split(".")[0] == "cluster" for name in names):
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not offenders, offenders
+
+
+def test_the_method_layer_runs_without_ray_optuna_or_mlflow():
+    code = (
+        "import sys, json\n"
+        "import orchestrator.method.pipeline, orchestrator.cli, orchestrator.preflight\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'ray', 'optuna', 'mlflow'})))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []

@@ -41,6 +41,12 @@ from orchestrator.sweep.record import (
     write_state,
 )
 from orchestrator.sweep.records import TaskSummary, write_json_atomically
+from orchestrator.sweep.report import (
+    covered_seconds,
+    overhead_breakdown,
+    summary_table,
+    trials_table,
+)
 
 PROGRESS_EVERY_S = 15.0
 POLL_S = 2.0
@@ -188,86 +194,6 @@ def _study_progress(study_name: str, optuna_url: str) -> tuple[dict[str, int], f
     counts = hparams.trial_states(study)
     values = [t.values[0] for t in study.get_trials(deepcopy=False) if t.values]
     return counts, (max(values) if values else None)
-
-
-# --- accounting and tables -----------------------------------------------------------------
-
-
-def covered_seconds(intervals) -> float:
-    """Length of the union of [start, end] intervals (time some trial or preparation worked)."""
-    total, end = 0.0, None
-    for start, stop in sorted((a, b) for a, b in intervals if a is not None and b is not None):
-        if end is None or start > end:
-            total += stop - start
-            end = stop
-        elif stop > end:
-            total += stop - end
-            end = stop
-    return total
-
-
-def overhead_breakdown(intervals, started: float, ended: float) -> dict:
-    """Where the time outside trial work went: before the first work began (Ray start-up,
-    stores), in gaps between work, and after the last work ended (final timing, Pareto plots,
-    model registry, Ray shutdown)."""
-    spans = [(a, b) for a, b in intervals if a is not None and b is not None]
-    if not spans:
-        return {"startup": ended - started, "gaps": 0.0, "wrap_up": 0.0}
-    first, last = min(a for a, _ in spans), max(b for _, b in spans)
-    gaps = (last - first) - covered_seconds(spans)
-    return {"startup": first - started, "gaps": gaps, "wrap_up": ended - last}
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def summary_table(summaries: list[TaskSummary]) -> str:
-    lines = [
-        "| task | metric | teacher | best student | retention | params | size vs teacher | "
-        "latency b1 (ms) | speedup b1 | speedup b32 | trials (done/pruned/failed) | genotype |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
-    ]
-    for s in summaries:
-        best, teacher = s.best, s.teacher_score
-        counts = "/".join(str(n) for n in s.counts().values())
-        if best is None:
-            lines.append(f"| {s.task} | {s.metric_name} | {_fmt(teacher, '.4f')} | - | - | - | "
-                         f"- | - | - | - | {counts} | - |")  # fmt: skip
-            continue
-        latency = best.final_latency
-        retention = best.metric / teacher if teacher else None
-        lines.append(
-            f"| {s.task} | {s.metric_name} | {_fmt(teacher, '.4f')} | {best.metric:.4f} | "
-            f"{_fmt(retention, '.3f')} | {best.params / 1e6:.2f}M | "
-            f"{s.teacher_params / best.params:.1f}x | "
-            f"{_fmt(latency.get('latency/student_b1_ms'), '.2f')} | "
-            f"{_fmt(latency.get('speedup/b1'), '.1f')}x | "
-            f"{_fmt(latency.get('speedup/b32'), '.1f')}x | {counts} | `{best.genotype_hash}` |"
-        )
-    return "\n".join(lines)
-
-
-def trials_table(summaries: list[TaskSummary]) -> str:
-    """Every trial of every task: what Optuna tried and what came of it."""
-    lines = [
-        "| task | trial | state | metric | params | latency b1 (ms) | K_max → K | β | γ | "
-        "epochs | genotype |",
-        "| --- | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |",
-    ]
-    for s in summaries:
-        best = s.best
-        for t in s.trials:
-            marks = (" (best)" if t is best else "") + (" (front)" if t.number in s.pareto else "")
-            cells = f"{_fmt(t.max_cells, 'd')} → {_fmt(t.num_cells, 'd')}"
-            params = "-" if t.params is None else f"{t.params:,.0f}"
-            genotype = f"`{t.genotype_hash}`" if t.genotype_hash else "-"
-            lines.append(
-                f"| {s.task} | {t.label}{marks} | {t.state} | {_fmt(t.metric, '.4f')} | {params} "
-                f"| {_fmt(t.latency_b1_ms, '.2f')} | {cells} | {_fmt(t.efficiency_weight, '.2f')} "
-                f"| {_fmt(t.kd_weight, '.2f')} | {t.epochs} | {genotype} |"
-            )
-    return "\n".join(lines)
 
 
 # --- the run -------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ import torch
 from orchestrator.config import load_config
 from orchestrator.method.pipeline import TrialRunner, prepare_task, run_one_task
 
+pytestmark = pytest.mark.slow  # every test trains (about 25 s together)
+
 TINY = [
     "data.max_seq_length=16",
     "data.batch_size=16",

@@ -15,7 +15,6 @@ from orchestrator.cli import main
 from orchestrator.errors import UserInputError
 from orchestrator.sweep.cli import ui_command_line
 from orchestrator.sweep.config import SweepSection, load_sweep_config, parse_range, task_run_config
-from orchestrator.sweep.driver import covered_seconds, overhead_breakdown
 from orchestrator.sweep.hparams import (
     DefineByRun,
     PruneAwareOptunaSearch,
@@ -24,6 +23,7 @@ from orchestrator.sweep.hparams import (
     study_seed,
 )
 from orchestrator.sweep.plots import pareto_front
+from orchestrator.sweep.report import covered_seconds, overhead_breakdown
 
 MINIMAL = """
 [sweep]

@@ -80,12 +80,14 @@ def _params(genotype: Genotype) -> float:
     return expected_cost(CONFIG, edges.double(), depth.double(), SEQ)[0].item()
 
 
+@pytest.mark.slow
 def test_large_efficiency_weight_gives_parameter_free_shallow_student(searched):
     genotype = _genotype(searched, 50.0)
     assert all(e.op in PARAMETER_FREE for e in genotype.edges), genotype.summary()
     assert genotype.num_cells <= 2, genotype.summary()
 
 
+@pytest.mark.slow
 def test_zero_efficiency_weight_keeps_parametrised_ops(searched):
     genotype = _genotype(searched, 0.0)
     has_conv = any(e.op not in PARAMETER_FREE for e in genotype.edges)
@@ -93,6 +95,7 @@ def test_zero_efficiency_weight_keeps_parametrised_ops(searched):
     assert has_conv, genotype.summary()
 
 
+@pytest.mark.slow
 def test_efficiency_weight_shrinks_expected_parameters(searched):
     small, large = _genotype(searched, 50.0), _genotype(searched, 0.0)
     assert _params(small) < _params(large)
