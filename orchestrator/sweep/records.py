@@ -59,6 +59,7 @@ class TrialRecord:
 class TaskSummary:
     task: str
     metric_name: str  # e.g. dev/accuracy
+    teacher_metric: str  # the teacher's score under the same metric, e.g. teacher/accuracy
     teacher_metrics: dict[str, float]
     teacher_params: int
     data_fingerprint: str
@@ -71,7 +72,7 @@ class TaskSummary:
 
     @property
     def teacher_score(self) -> float | None:
-        return self.teacher_metrics.get(self.metric_name.replace("dev/", "teacher/", 1))
+        return self.teacher_metrics.get(self.teacher_metric)
 
     @property
     def best(self) -> TrialRecord | None:

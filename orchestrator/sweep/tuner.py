@@ -245,6 +245,7 @@ def run_task(plan: TaskPlan) -> dict[str, Any]:
         summary = records.TaskSummary(
             task=plan.task,
             metric_name=plan.primary_metric,
+            teacher_metric=prepared.teacher_metric,
             teacher_metrics=prepared.teacher_metrics,
             teacher_params=prepared.teacher_params,
             data_fingerprint=prepared.data_fingerprint,

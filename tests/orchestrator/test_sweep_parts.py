@@ -230,3 +230,37 @@ def test_submit_entrypoint_joins_the_cluster_and_quotes_values():
     line = entrypoint("sweeps/x.toml", ["base.task.text_a=my text"], smoke_test=True)
     assert line.startswith("python -m orchestrator sweep sweeps/x.toml --address auto")
     assert "'base.task.text_a=my text'" in line and line.endswith("--smoke-test")
+
+
+def _row(number: int, state: str, metric, params, **extra):
+    from orchestrator.sweep.records import TrialRecord
+
+    return TrialRecord(number=number, trial_id=f"id{number}", state=state, metric=metric,
+                       params=params, max_cells=8, num_cells=2, efficiency_weight=4.0,
+                       kd_weight=0.8, genotype_hash=f"g{number}", **extra)  # fmt: skip
+
+
+def test_task_summary_best_counts_tables_and_round_trip():
+    from orchestrator.sweep.records import TaskSummary
+    from orchestrator.sweep.report import summary_table, trials_table
+
+    rows = [
+        _row(0, "complete", 0.80, 5e6),
+        _row(1, "complete", 0.85, 4e6),
+        _row(2, "complete", 0.85, 3e6),  # same score, smaller: the best
+        _row(3, "pruned", 0.90, 2e6),  # stopped early: never the best, whatever its score
+        _row(4, "error", None, None),
+    ]
+    summary = TaskSummary(
+        task="sst2", metric_name="dev/accuracy", teacher_metric="teacher/accuracy",
+        teacher_metrics={"teacher/accuracy": 0.9}, teacher_params=22_000_000,
+        data_fingerprint="f", trials=rows, pareto=[2],
+    )  # fmt: skip
+    assert summary.best.number == 2
+    assert summary.counts() == {"complete": 3, "pruned": 1, "error": 1}
+    assert summary.best_metrics()["best/retention"] == pytest.approx(0.85 / 0.9)
+    assert TaskSummary.from_dict(json.loads(json.dumps(summary.to_dict()))) == summary
+    table = trials_table([summary])
+    assert table.count("| sst2 |") == 5 and "| sst2 | t02 (best) (front) | complete |" in table
+    assert "| sst2 | t04 | error | - |" in table
+    assert "| 0.8500 | 0.944 | 3.00M | 7.3x |" in summary_table([summary])
