@@ -65,6 +65,13 @@ def _run_command(args: argparse.Namespace) -> int:
         f"params {int(result.metrics['student/params']):,}; "
         f"speedup b1 {result.metrics.get('speedup/b1', float('nan')):.1f}x"
     )
+    if result.degenerate:
+        print(
+            f"warning: this student is no better than a constant prediction of the dev set "
+            f"(the most predicted class takes {result.metrics['dev/majority_share']:.0%} of it; "
+            f"the best constant scores {result.metrics['dev/constant_baseline']:.4f})",
+            file=sys.stderr,
+        )
     print(f"run folder: {folder}")
     return 0
 

@@ -33,7 +33,7 @@ from orchestrator.tasks.data import (
     progress_bars,
     tokenize_for_distillation,
 )
-from orchestrator.tasks.evaluation import logits_to_predictions
+from orchestrator.tasks.evaluation import constant_check, logits_to_predictions, predict
 from orchestrator.tasks.metrics import compute_metrics, primary_metric
 from orchestrator.tasks.registry import TaskSpec, custom_task, get_task
 from orchestrator.teacher.knowledge import prepare_teacher_knowledge
@@ -102,6 +102,11 @@ class TrialResult:
     @property
     def score(self) -> float:
         return self.metrics[self.primary_metric]
+
+    @property
+    def degenerate(self) -> bool:
+        """No better than a constant prediction of the dev set (see ``constant_check``)."""
+        return bool(self.metrics.get("student/degenerate"))
 
 
 def seed_everything(seed: int) -> None:
@@ -430,6 +435,11 @@ class TrialRunner:
         }
         if prepared.teacher_score:
             metrics["retention"] = metrics[prepared.primary_metric] / prepared.teacher_score
+        student.eval()
+        logits, labels = predict(lambda b: student(*b.student_inputs()), self.dev_loader)
+        check = constant_check(prepared.task, logits, labels)
+        metrics |= {k: v for k, v in check.items() if k != "degenerate"}
+        metrics["student/degenerate"] = check["degenerate"]
         return TrialResult(
             genotype=student.genotype,
             student=student,

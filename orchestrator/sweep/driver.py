@@ -46,6 +46,7 @@ from orchestrator.sweep.report import (
     overhead_breakdown,
     summary_table,
     trials_table,
+    warnings_for,
 )
 
 PROGRESS_EVERY_S = 15.0
@@ -436,6 +437,8 @@ def _write_results(result: dict[str, Any], summaries, folder: Path, out) -> None
     table, trials = summary_table(summaries), trials_table(summaries)
     (folder / "summary.md").write_text(f"{table}\n\nEvery trial:\n\n{trials}\n", encoding="utf-8")
     print(f"\n{table}\n\nEvery trial:\n\n{trials}", file=out)
+    for line in warnings_for(summaries):
+        print(line, file=out)
     for task, message in result["failures"].items():
         print(f"task {task} failed: {message} (details: {folder / 'errors' / task}.txt)", file=out)
     parts = result["overhead_seconds"]

@@ -66,7 +66,10 @@ def storage(url: str) -> optuna.storages.RDBStorage:
 
 # Result keys copied onto the Optuna trial as user attributes when it ends.
 RECORDED_KEYS = ("mlflow_run_id", "genotype_hash", "student/params", "student/flops",
-                 "latency/student_b1_ms", "retention", "epoch")  # fmt: skip
+                 "latency/student_b1_ms", "retention", "epoch", "student/degenerate")  # fmt: skip
+# A finished student no better than a constant prediction is infeasible: Optuna's
+# ``study.best_trials`` (the Pareto front) leaves it out.
+CONSTRAINT = "beats_constant_prediction"
 ENDED_ATTR = "adabert.ended"
 
 
@@ -77,7 +80,9 @@ class PruneAwareOptunaSearch(OptunaSearch):
       with the truncated value (ray 2.60), which would sit on the Pareto front as if it were
       final. Trials mark their last report with ``is_final``; a completion without it is handed
       on with no result, which OptunaSearch records as PRUNED.
-    - Each trial carries its MLflow run id, genotype hash and final metrics as user attributes.
+    - Each trial carries its MLflow run id, genotype hash and final metrics as user attributes,
+      and a finished one a constraint that only students better than a constant prediction
+      satisfy (so ``study.best_trials`` leaves the others out).
     - A trial whose Optuna record was closed when the sweep was interrupted (FAIL) and that Tune
       then resumed and finished is recorded again, as a new trial with the same parameters and
       a ``adabert.resumed_from`` attribute, so Optuna learns from the finished work.
@@ -128,6 +133,8 @@ class PruneAwareOptunaSearch(OptunaSearch):
             return
         for key, value in attrs.items():
             ot_trial.set_user_attr(key, value)
+        if result and "student/degenerate" in result:
+            ot_trial.set_constraint(CONSTRAINT, float(result["student/degenerate"]))
         super().on_trial_complete(trial_id, result=result, error=error)
 
     def _is_open(self, ot_trial) -> bool:

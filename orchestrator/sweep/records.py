@@ -29,6 +29,7 @@ class TrialRecord:
     efficiency_weight: float | None = None  # β
     kd_weight: float | None = None  # γ
     epochs: int = 0  # epochs reported (a stopped trial reports fewer)
+    degenerate: bool = False  # finished, but no better than a constant prediction
     genotype_hash: str = ""
     genotype: str = ""
     mlflow_run_id: str = ""
@@ -76,8 +77,13 @@ class TaskSummary:
 
     @property
     def best(self) -> TrialRecord | None:
-        """The complete trial with the best metric; the smaller student breaks a tie."""
-        finished = [t for t in self.trials if t.state == "complete" and t.metric is not None]
+        """The complete trial with the best metric; the smaller student breaks a tie. A student
+        no better than a constant prediction is never the best, however it scores."""
+        finished = [
+            t
+            for t in self.trials
+            if t.state == "complete" and t.metric is not None and not t.degenerate
+        ]
         if not finished:
             return None
         return max(finished, key=lambda t: (t.metric, -(t.params or math.inf)))
@@ -136,6 +142,7 @@ def trial_record(result, primary_metric: str, base_config: dict[str, Any]) -> Tr
         efficiency_weight=resolved.loss.efficiency_weight,
         kd_weight=resolved.loss.kd_weight,
         epochs=int(last.get("epoch", 0) or 0),
+        degenerate=bool(last.get("student/degenerate", 0.0)),
         genotype_hash=str(last.get("genotype_hash", "")),
         genotype=str(last.get("genotype", "")),
         mlflow_run_id=str(last.get("mlflow_run_id", "")),

@@ -75,9 +75,23 @@ def trials_table(summaries: list[TaskSummary]) -> str:
             cells = f"{_fmt(t.max_cells, 'd')} → {_fmt(t.num_cells, 'd')}"
             params = "-" if t.params is None else f"{t.params:,.0f}"
             genotype = f"`{t.genotype_hash}`" if t.genotype_hash else "-"
+            state = f"{t.state} (constant)" if t.degenerate else t.state
             lines.append(
-                f"| {s.task} | {t.label}{marks} | {t.state} | {_fmt(t.metric, '.4f')} | {params} "
+                f"| {s.task} | {t.label}{marks} | {state} | {_fmt(t.metric, '.4f')} | {params} "
                 f"| {_fmt(t.latency_b1_ms, '.2f')} | {cells} | {_fmt(t.efficiency_weight, '.2f')} "
                 f"| {_fmt(t.kd_weight, '.2f')} | {t.epochs} | {genotype} |"
             )
     return "\n".join(lines)
+
+
+def warnings_for(summaries: list[TaskSummary]) -> list[str]:
+    """One line per task whose finished students all failed the constant-prediction check."""
+    lines = []
+    for s in summaries:
+        finished = [t for t in s.trials if t.state == "complete"]
+        if finished and s.best is None:
+            lines.append(
+                f"task {s.task}: no finished student beat a constant prediction of the dev set "
+                f"({len(finished)} finished); none is reported as best or registered"
+            )
+    return lines

@@ -184,7 +184,9 @@ def _tuner(plan: TaskPlan, trial_plan: TrialPlan, prepared: PreparedTask) -> tun
 def _pareto(plan: TaskPlan, rows: list[records.TrialRecord]) -> list[int]:
     """Trial numbers on the Pareto front (task metric up, the second objective down), and the
     task's Pareto plot on its parent run."""
-    finished = [r for r in rows if r.state == "complete" and r.metric is not None]
+    finished = [
+        r for r in rows if r.state == "complete" and r.metric is not None and not r.degenerate
+    ]
     if not finished:
         return []
     second = plan.sweep.second_objective or "params"

@@ -26,7 +26,7 @@ second_objective = "params"
 object_store_mb = 128
 scheduler = "{scheduler}"
 grace_period = 1
-demo_train_size = 64
+demo_train_size = {train_size}
 demo_dev_size = 32
 min_free_mb = {min_free_mb}
 log_model = {log_model}
@@ -51,7 +51,8 @@ mixed_op_mode = "sampled"
 epochs = {search_epochs}
 
 [base.retrain]
-epochs = 1
+epochs = {retrain_epochs}
+learning_rate = 1e-3
 
 [base.run]
 cache_dir = "{cache}"
@@ -82,6 +83,8 @@ def write_sweep(
     log_model: bool = False,
     overrides: dict[str, list[str]] | None = None,
     cache: Path | None = None,
+    train_size: int = 64,
+    retrain_epochs: int = 1,
 ) -> Path:
     entries = []
     for task in tasks:
@@ -97,7 +100,7 @@ def write_sweep(
             name=name, root=root, teacher=teacher, trials=trials, concurrent=concurrent,
             scheduler=scheduler, search_epochs=search_epochs, tasks=entries,
             min_free_mb=min_free_mb, log_model=str(log_model).lower(),
-            cache=cache or root / "cache",
+            cache=cache or root / "cache", train_size=train_size, retrain_epochs=retrain_epochs,
         )
     )  # fmt: skip
     return path

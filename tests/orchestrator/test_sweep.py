@@ -18,6 +18,7 @@ from sweeps import (
     adabert,
     finish,
     mlflow_runs,
+    optuna_states,
     optuna_trials,
     run,
     session_pids,
@@ -55,6 +56,8 @@ def sweep(tiny_teacher_dir, tmp_path_factory, sweep_cache):
         concurrent=2,
         log_model=True,
         cache=sweep_cache,
+        train_size=256,  # enough to learn: a student better than a constant is registered
+        retrain_epochs=3,
     )
     process = start(adabert("sweep", str(config)), cwd=root)
     sockets = []
@@ -62,11 +65,7 @@ def sweep(tiny_teacher_dir, tmp_path_factory, sweep_cache):
         folder = root / NAME
 
         def trials_running():
-            return any(
-                t.state.name == "RUNNING"
-                for task in TASKS
-                for t in optuna_trials(folder, NAME, task)
-            )
+            return any("RUNNING" in optuna_states(folder, NAME, task) for task in TASKS)
 
         wait_for(trials_running, timeout=300, what="a running trial", process=process)
         sockets = _listening(process.pid)
@@ -152,25 +151,41 @@ def test_records_are_final_and_linked_both_ways(sweep):
                 assert trial.values[1] == run_.data.metrics["student/params"]
 
 
-def test_the_registered_student_classifies_raw_text_without_pickle(sweep, monkeypatch):
+def test_only_students_better_than_a_constant_are_registered_and_they_read_raw_text(
+    sweep, monkeypatch
+):
     import mlflow
     import pandas as pd
+    from mlflow import MlflowClient
 
-    folder, _, _, _ = sweep
+    folder, stdout, _, _ = sweep
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
-    mlflow.set_tracking_uri(f"sqlite:///{folder / 'mlflow.db'}")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    registered = {m.name for m in MlflowClient(uri).search_registered_models()}
     inputs = {
         "sentiment": {"sentence": ["a warm and funny film", "dull"]},
         "paraphrase": {"sentence1": ["the cat sat", "a b"], "sentence2": ["a cat sat", "c d"]},
     }
     labels = {"sentiment": {"negative", "positive"},
               "paraphrase": {"not_equivalent", "equivalent"}}  # fmt: skip
-    for task in TASKS:
-        model = mlflow.pyfunc.load_model(f"models:/adabert-{NAME}-{task}/1")
-        output = model.predict(pd.DataFrame(inputs[task]))
-        assert len(output) == 2 and set(output["label"]) <= labels[task]
-        probabilities = output[[f"prob_{name}" for name in sorted(labels[task])]].sum(axis=1)
+    for task in summary(folder)["tasks"]:
+        name = task["task"]
+        finished = [t for t in task["trials"] if t["state"] == "complete"]
+        healthy = [t for t in finished if not t["degenerate"]]
+        if not healthy:  # a student no better than a constant is never registered
+            assert f"adabert-{NAME}-{name}" not in registered
+            assert f"task {name}: no finished student beat a constant prediction" in stdout
+            continue
+        best = max(healthy, key=lambda t: (t["metric"], -t["params"]))
+        version = MlflowClient(uri).get_model_version(f"adabert-{NAME}-{name}", "1")
+        assert version.tags["genotype_hash"] == best["genotype_hash"]
+        model = mlflow.pyfunc.load_model(f"models:/adabert-{NAME}-{name}/1")
+        output = model.predict(pd.DataFrame(inputs[name]))
+        assert len(output) == 2 and set(output["label"]) <= labels[name]
+        probabilities = output[[f"prob_{label}" for label in sorted(labels[name])]].sum(axis=1)
         assert all(abs(p - 1.0) < 1e-5 for p in probabilities)
+    assert registered, "no task registered a student: the registration path went untested"
     stored = list((folder / "mlartifacts").rglob("*"))
     assert not [p for p in stored if p.suffix in (".pkl", ".pickle", ".pt", ".pth")]
 

@@ -250,6 +250,7 @@ def test_task_summary_best_counts_tables_and_round_trip():
         _row(2, "complete", 0.85, 3e6),  # same score, smaller: the best
         _row(3, "pruned", 0.90, 2e6),  # stopped early: never the best, whatever its score
         _row(4, "error", None, None),
+        _row(5, "complete", 0.95, 1e6, degenerate=True),  # one class only: never the best
     ]
     summary = TaskSummary(
         task="sst2", metric_name="dev/accuracy", teacher_metric="teacher/accuracy",
@@ -257,10 +258,11 @@ def test_task_summary_best_counts_tables_and_round_trip():
         data_fingerprint="f", trials=rows, pareto=[2],
     )  # fmt: skip
     assert summary.best.number == 2
-    assert summary.counts() == {"complete": 3, "pruned": 1, "error": 1}
+    assert summary.counts() == {"complete": 4, "pruned": 1, "error": 1}
     assert summary.best_metrics()["best/retention"] == pytest.approx(0.85 / 0.9)
     assert TaskSummary.from_dict(json.loads(json.dumps(summary.to_dict()))) == summary
     table = trials_table([summary])
-    assert table.count("| sst2 |") == 5 and "| sst2 | t02 (best) (front) | complete |" in table
+    assert "| sst2 | t05 | complete (constant) | 0.9500 |" in table
+    assert table.count("| sst2 |") == 6 and "| sst2 | t02 (best) (front) | complete |" in table
     assert "| sst2 | t04 | error | - |" in table
     assert "| 0.8500 | 0.944 | 3.00M | 7.3x |" in summary_table([summary])

@@ -217,3 +217,34 @@ def test_metric_values_are_python_floats():
 def test_compute_metrics_rejects_bad_shapes(predictions, labels, fragment):
     with pytest.raises(ValueError, match=fragment):
         compute_metrics(get_task("sst2"), predictions, labels)
+
+
+def _logits(predictions: list[int], num_labels: int = 2) -> np.ndarray:
+    return np.eye(num_labels)[np.asarray(predictions)]
+
+
+def test_constant_check_flags_one_class_and_no_better_than_constant():
+    from orchestrator.tasks.evaluation import constant_check
+
+    mrpc, sst2 = get_task("mrpc"), get_task("sst2")
+    labels = np.array([1, 1, 1, 0, 0, 1, 0, 1])  # 5 of 8 positive
+    # Always "equivalent": binary F1 = 2·(5/8)/(1 + 5/8) = 10/13, the best constant prediction.
+    always = constant_check(mrpc, _logits([1] * 8), labels)
+    assert always["dev/majority_share"] == 1.0 and always["degenerate"] == 1.0
+    assert always["dev/constant_baseline"] == pytest.approx(10 / 13)
+    # Mixed predictions scoring below the constant's accuracy (5/8) are degenerate too.
+    worse = constant_check(sst2, _logits([1, 0, 1, 0, 1, 0, 1, 0]), labels)  # accuracy 4/8
+    assert worse["dev/majority_share"] == 0.5 and worse["degenerate"] == 1.0
+    assert worse["dev/constant_baseline"] == pytest.approx(5 / 8)
+    good = constant_check(sst2, _logits([1, 1, 1, 0, 0, 1, 0, 0]), labels)  # accuracy 7/8
+    assert good["degenerate"] == 0.0 and good["dev/majority_share"] == 0.5
+
+
+def test_constant_check_on_regression_looks_at_the_spread():
+    from orchestrator.tasks.evaluation import constant_check
+
+    stsb, labels = get_task("stsb"), np.array([0.5, 2.0, 3.5, 5.0])
+    flat = constant_check(stsb, np.full((4, 1), 2.5), labels)
+    assert flat["dev/majority_share"] == 1.0 and flat["degenerate"] == 1.0
+    tracking = constant_check(stsb, labels.reshape(-1, 1) * 0.9, labels)
+    assert tracking["degenerate"] == 0.0 and tracking["dev/constant_baseline"] == 0.0
