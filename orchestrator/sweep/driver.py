@@ -413,8 +413,14 @@ def run_sweep(
 def _result(config, folder, summaries, failures, started, tracking_uri, optuna_url, state):
     ended = time.time()
     wall = ended - started
-    intervals = [s.prepare for s in summaries if s.prepare] + [
+    # Only this run's work: a resumed sweep's tasks also hold the trials of earlier runs.
+    spans = [s.prepare for s in summaries if s.prepare] + [
         t.work for s in summaries for t in s.trials
+    ]
+    intervals = [
+        (max(a, started), min(b, ended))
+        for a, b in spans
+        if a is not None and b is not None and b >= started
     ]
     work = covered_seconds(intervals)
     return {
