@@ -75,3 +75,11 @@ def loader_state(loader: DataLoader | None) -> torch.Tensor | None:
 def restore_loader(loader: DataLoader | None, state: torch.Tensor | None) -> None:
     if loader is not None and loader.generator is not None and state is not None:
         loader.generator.set_state(state)
+
+
+def run_phase(phase, on_epoch=None) -> None:
+    """Every remaining epoch of a search or retrain phase, each reported to ``on_epoch``."""
+    while not phase.done:
+        report = phase.run_epoch()
+        if on_epoch is not None:
+            on_epoch(report)

@@ -22,6 +22,7 @@ from orchestrator.method.epochs import (
     means,
     optimiser_step,
     restore_loader,
+    run_phase,
     steps_per_epoch,
     train_epoch,
 )
@@ -88,7 +89,7 @@ class RetrainPhase:
 
     @property
     def done(self) -> bool:
-        return self.best is not None and self.epoch >= self.cfg.epochs
+        return self.epoch >= self.cfg.epochs
 
     def _evaluate(self) -> dict[str, float]:
         self.student.eval()
@@ -159,32 +160,9 @@ class RetrainPhase:
         self.history = list(state["history"])
 
 
-def run_retrain(
-    student: DerivedStudent,
-    task: TaskSpec,
-    *,
-    train_loader: DataLoader,
-    dev_loader: DataLoader,
-    cfg: RetrainSection,
-    loss_cfg: LossConfig,
-    primary_metric: str,
-    on_epoch=None,
-    progress: bool = True,
-) -> RetrainResult:
-    """All retrain epochs at once; on return ``student`` holds the weights of the best epoch."""
-    phase = RetrainPhase(
-        student,
-        task,
-        train_loader=train_loader,
-        dev_loader=dev_loader,
-        cfg=cfg,
-        loss_cfg=loss_cfg,
-        primary_metric=primary_metric,
-        progress=progress,
-    )
-    phase.start()
-    while not phase.done:
-        report = phase.run_epoch()
-        if on_epoch is not None:
-            on_epoch(report)
+def run_retrain(student: DerivedStudent, task: TaskSpec, *, on_epoch=None, **options):
+    """All retrain epochs at once (``RetrainPhase`` arguments); on return ``student`` holds the
+    weights of the best epoch."""
+    phase = RetrainPhase(student, task, **options)
+    run_phase(phase, on_epoch)
     return phase.result()

@@ -24,6 +24,7 @@ from orchestrator.method.epochs import (
     means,
     optimiser_step,
     restore_loader,
+    run_phase,
     train_epoch,
 )
 from orchestrator.progress import EpochReport
@@ -290,8 +291,5 @@ class _Restartable:
 def run_search(supernet, objective, task, *, on_epoch=None, **options) -> SearchResult:
     """All search epochs at once (``SearchPhase`` arguments); the best epoch's result."""
     phase = SearchPhase(supernet, objective, task, **options)
-    while not phase.done:
-        report = phase.run_epoch()
-        if on_epoch is not None:
-            on_epoch(report)
+    run_phase(phase, on_epoch)
     return phase.result()
