@@ -162,15 +162,7 @@ def bench_task(
     print(f"== {task}: search, derive, retrain", file=sys.stderr, flush=True)
     result = run_one_task(cfg, prepared, on_epoch=reporter)
     phases = dict(result.phase_seconds)
-    run_dir = write_run_folder(
-        cfg,
-        genotype=result.genotype,
-        student=result.student,
-        metrics=result.metrics,
-        phase_seconds=result.phase_seconds,
-        history=result.history,
-        root=out / "raw" / "runs",
-    )
+    run_dir = write_run_folder(cfg, result=result, prepared=prepared, root=out / "raw" / "runs")
     config = result.supernet_config
     seq_len = cfg.run.latency_seq_length
     train_rows = len(prepared.train)

@@ -1,13 +1,14 @@
-"""The ``adabert`` command: ``run`` (one task, this machine), ``sweep``, ``ui`` and ``submit``."""
+"""The ``adabert`` command: ``run`` (one task, this machine), ``sweep``, ``ui``, ``predict``,
+``export`` and ``submit``."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 
 from orchestrator.errors import UserInputError
+from orchestrator.student import commands as student_commands
 from orchestrator.sweep import cli as sweep_cli
 
 
@@ -48,15 +49,7 @@ def _run_command(args: argparse.Namespace) -> int:
     prepared = prepare_task(cfg, on_progress=reporter)
     latency = "with_teacher" if cfg.run.measure_latency else "none"
     result = run_one_task(cfg, prepared, on_epoch=reporter, latency=latency)
-    # Record the supernet as it was built (vocabulary, labels and widths the teacher dictated).
-    folder = write_run_folder(
-        dataclasses.replace(cfg, supernet=result.supernet_config),
-        genotype=result.genotype,
-        student=result.student,
-        metrics=result.metrics,
-        phase_seconds=result.phase_seconds,
-        history=result.history,
-    )
+    folder = write_run_folder(cfg, result=result, prepared=prepared)
     teacher = result.teacher_score
     print(f"genotype {result.genotype.hash}: {result.genotype.summary()}")
     print(
@@ -81,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_run(subparsers)
     sweep_cli.register(subparsers)
+    student_commands.register(subparsers)
     from cluster import submit  # cluster/ builds on orchestrator, not the other way round
 
     submit.register(subparsers)

@@ -1,5 +1,5 @@
-"""Package rules: searchspace/ and losses/ stay pure PyTorch (no framework imports), and the
-project's packages resolve from this checkout."""
+"""Package rules: searchspace/ and losses/ stay pure PyTorch (no framework imports; safetensors
+for the student's weights file), and the project's packages resolve from this checkout."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PURE_PACKAGES = ("searchspace", "losses")
-ALLOWED = {"torch", "__future__", *PURE_PACKAGES} | set(sys.stdlib_module_names)
+# safetensors is the weights' file format (searchspace/package.py), not a framework.
+ALLOWED = {"torch", "safetensors", "__future__", *PURE_PACKAGES} | set(sys.stdlib_module_names)
 FRAMEWORKS = ("ray", "optuna", "mlflow", "transformers", "datasets")
 
 
@@ -126,6 +127,8 @@ FRAMEWORK_HOMES = {
     "transformers": ("orchestrator/teacher/model.py", "orchestrator/sweep/student_model.py"),
     "datasets": ("orchestrator/tasks/data.py",),
     "pyarrow": ("orchestrator/teacher/knowledge.py",),
+    "onnx": ("orchestrator/student/onnx_export.py",),
+    "onnxruntime": ("orchestrator/student/onnx_export.py",),
 }
 
 

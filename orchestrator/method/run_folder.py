@@ -1,19 +1,18 @@
-"""The run folder of ``adabert run``: written under a temporary name, renamed when complete."""
+"""The run folder of ``adabert run``: a student package (``searchspace.package``) plus the run's
+config, metrics and history; written under a temporary name, renamed when complete."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import time
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
-
 from orchestrator.config import RunConfig
-from searchspace.config import SupernetConfig
-from searchspace.derived import DerivedStudent
 from searchspace.genotype import Genotype
+from searchspace.package import TOKENIZER_DIR, TaskInfo, write_student, write_task_info
 
 INCOMPLETE_SUFFIX = ".incomplete"
 
@@ -22,52 +21,63 @@ def _write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def write_student_files(folder: Path, *, student: DerivedStudent, genotype: Genotype) -> None:
-    """The student alone: genotype.json, student_config.json and student.safetensors are all
-    ``load_student`` needs (no supernet, no teacher, no pickle)."""
-    (folder / "genotype.json").write_text(genotype.to_json() + "\n", encoding="utf-8")
-    _write_json(folder / "student_config.json", student.config.to_dict())
-    state = {k: v.contiguous() for k, v in student.state_dict().items()}
-    save_file(state, str(folder / "student.safetensors"))
-
-
 def run_name(cfg: RunConfig, genotype: Genotype) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return f"{cfg.task.name}-{stamp}-{genotype.hash}"
 
 
-def write_run_folder(
-    cfg: RunConfig,
-    *,
-    genotype: Genotype,
-    student: DerivedStudent,
-    metrics: dict[str, float],
-    phase_seconds: dict[str, float],
-    history: dict,
-    root: str | Path | None = None,
-) -> Path:
-    """config.json, genotype.json, student_config.json, student.safetensors, metrics.json,
-    history.json. Readers can trust a folder without the ``.incomplete`` suffix."""
+def task_info(cfg: RunConfig, *, result, prepared) -> TaskInfo:
+    task = prepared.task
+    columns = [cfg.task.text_a or task.text_a] + (
+        [cfg.task.text_b or task.text_b] if task.is_pair else []
+    )
+    return TaskInfo(
+        task=task.name,
+        text_columns=tuple(columns),
+        labels=None if task.label_names is None else tuple(task.label_names),
+        max_seq_length=cfg.data.max_seq_length,
+        metric=result.primary_metric,
+        score=result.score,
+        teacher_score=result.teacher_score,
+    )
+
+
+def write_student_package(folder: Path, *, result, cfg: RunConfig, prepared) -> None:
+    """A self-contained student: weights, genotype and config, the teacher's tokenizer and
+    ``task.json``, so it classifies raw text with nothing else at hand."""
+    from orchestrator.teacher.model import load_tokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_student(folder, student=result.student, genotype=result.genotype)
+    load_tokenizer(prepared.teacher_dir).save_pretrained(str(folder / TOKENIZER_DIR))
+    write_task_info(folder, task_info(cfg, result=result, prepared=prepared))
+
+
+def write_run_folder(cfg: RunConfig, *, result, prepared, root: str | Path | None = None) -> Path:
+    """The package plus config.json (with the supernet as it was built: vocabulary, labels and
+    widths the teacher dictated), metrics.json and history.json. Readers can trust a folder
+    without the ``.incomplete`` suffix."""
     root = Path(root or cfg.run.output_dir)
     root.mkdir(parents=True, exist_ok=True)
-    final = root / run_name(cfg, genotype)
+    final = root / run_name(cfg, result.genotype)
     staging = final.with_name(final.name + INCOMPLETE_SUFFIX)
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir()
     try:
-        _write_json(staging / "config.json", cfg.to_dict())
-        write_student_files(staging, student=student, genotype=genotype)
+        resolved = dataclasses.replace(cfg, supernet=result.supernet_config)
+        _write_json(staging / "config.json", resolved.to_dict())
+        write_student_package(staging, result=result, cfg=cfg, prepared=prepared)
         _write_json(
             staging / "metrics.json",
             {
-                "metrics": metrics,
-                "phase_seconds": phase_seconds,
-                "genotype": genotype.summary(),
-                "genotype_hash": genotype.hash,
+                "metrics": result.metrics,
+                "phase_seconds": result.phase_seconds,
+                "genotype": result.genotype.summary(),
+                "genotype_hash": result.genotype.hash,
             },
         )
-        _write_json(staging / "history.json", history)
+        _write_json(staging / "history.json", result.history)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -75,41 +85,11 @@ def write_run_folder(
     return final
 
 
-def load_student(run_dir: str | Path) -> DerivedStudent:
-    """Rebuild the retrained student from a run folder (no supernet, no teacher needed)."""
+def load_student(run_dir: str | Path):
+    """The retrained student of a run folder or package (no supernet, no teacher needed)."""
+    from searchspace.package import load_student as load
+
     run_dir = Path(run_dir)
     if run_dir.name.endswith(INCOMPLETE_SUFFIX):
         raise ValueError(f"{run_dir} is an incomplete run folder")
-    genotype = Genotype.from_json((run_dir / "genotype.json").read_text(encoding="utf-8"))
-    config = SupernetConfig.from_dict(
-        json.loads((run_dir / "student_config.json").read_text(encoding="utf-8"))
-    )
-    student = DerivedStudent(config, genotype)
-    student.load_state_dict(load_file(str(run_dir / "student.safetensors")))
-    student.eval()
-    return student
-
-
-def write_student_package(folder: Path, *, result, cfg: RunConfig, prepared) -> None:
-    """A self-contained student: its files (see ``write_student_files``), the teacher's tokenizer
-    and ``task.json`` (task name, input columns, label names or regression, max sequence
-    length), so it classifies raw text with nothing else at hand."""
-    from orchestrator.teacher.model import load_tokenizer
-
-    folder.mkdir(parents=True, exist_ok=True)
-    write_student_files(folder, student=result.student, genotype=result.genotype)
-    load_tokenizer(prepared.teacher_dir).save_pretrained(str(folder / "tokenizer"))
-    task = prepared.task
-    _write_json(
-        folder / "task.json",
-        {
-            "task": task.name,
-            "text_columns": [cfg.task.text_a or task.text_a]
-            + ([cfg.task.text_b or task.text_b] if task.is_pair else []),
-            "labels": list(task.label_names) if task.label_names is not None else None,
-            "max_seq_length": cfg.data.max_seq_length,
-            "metric": result.primary_metric,
-            "score": result.score,
-            "teacher_score": result.teacher_score,
-        },
-    )
+    return load(run_dir)

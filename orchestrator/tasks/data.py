@@ -185,6 +185,13 @@ def _read_hub(task: TaskSpec) -> dict[str, Dataset]:
 
 
 def _read_file(path: Path, task: TaskSpec, columns: tuple) -> Dataset:
+    if path.suffix.lower() == ".tsv" and path.stat().st_size and _has_glue_layout(path, task):
+        return _read_glue_tsv(path, task, task.glue)
+    return _canonical(_load_table(path), task, columns, str(path))
+
+
+def _load_table(path: Path) -> Dataset:
+    """A CSV/TSV/JSONL/Parquet file as a Dataset, every failure one ``UserInputError``."""
     suffix = path.suffix.lower()
     if suffix not in FILE_FORMATS:
         raise UserInputError(
@@ -192,12 +199,10 @@ def _read_file(path: Path, task: TaskSpec, columns: tuple) -> Dataset:
         )
     if path.stat().st_size == 0:
         raise UserInputError(f"{path} is empty (no data rows)")
-    if suffix == ".tsv" and _has_glue_layout(path, task):
-        return _read_glue_tsv(path, task, task.glue)
     # Tab-separated files carry stray quotes in their text: quoting off, as for GLUE.
     options = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if suffix == ".tsv" else {}
     try:
-        table = datasets.load_dataset(
+        return datasets.load_dataset(
             FILE_FORMATS[suffix], data_files=str(path), split="train", **options
         )
     except (OSError, ValueError, datasets.exceptions.DatasetGenerationError) as error:
@@ -207,7 +212,43 @@ def _read_file(path: Path, task: TaskSpec, columns: tuple) -> Dataset:
         cause = error.__cause__ or error
         reason = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         raise UserInputError(f"cannot read {path}: {reason}") from error
-    return _canonical(table, task, columns, str(path))
+
+
+def read_text_columns(path: str | Path, columns: Sequence[str]) -> dict[str, list[str]]:
+    """The named text columns of a user's file (for prediction): every row, in file order."""
+    path = _existing(path, "input file")
+    with progress_bars(False):
+        table = _load_table(path)
+    if len(table) == 0:
+        raise UserInputError(f"{path} has no data rows")
+    missing = [name for name in columns if name not in table.column_names]
+    if missing:
+        raise UserInputError(
+            f"{path} has no column '{missing[0]}' (this student reads "
+            f"{', '.join(columns)}); available columns: {', '.join(table.column_names)}"
+        )
+    return {
+        name: _texts(list(table[name]), str(path), lambda i: f"row {i + 1}", name)
+        for name in columns
+    }
+
+
+def write_table(path: str | Path, columns: dict[str, list]) -> None:
+    """Write columns as CSV, TSV, JSON lines or Parquet, by the file's extension."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FILE_FORMATS:
+        raise UserInputError(
+            f"{path}: unsupported output type '{suffix}', use one of {', '.join(FILE_FORMATS)}"
+        )
+    table = Dataset.from_dict(columns)
+    with progress_bars(False):
+        if suffix == ".parquet":
+            table.to_parquet(str(path))
+        elif suffix in (".jsonl", ".json"):
+            table.to_json(str(path), lines=True, force_ascii=False)
+        else:
+            table.to_csv(str(path), index=False, sep="\t" if suffix == ".tsv" else ",")
 
 
 def _canonical(table: Dataset, task: TaskSpec, columns: tuple, source: str) -> Dataset:

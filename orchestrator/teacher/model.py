@@ -32,6 +32,17 @@ class ForwardCounter:
 _COUNTERS: list[ForwardCounter] = []
 
 
+def load_package_tokenizer(folder: str | Path):
+    """The tokenizer saved inside a student package; never reaches for the hub."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserInputError(f"tokenizer {folder} cannot be read: {first_line}") from exc
+
+
 @contextlib.contextmanager
 def count_teacher_forwards() -> Iterator[ForwardCounter]:
     """Count teacher forward passes over task data made inside the ``with`` block."""

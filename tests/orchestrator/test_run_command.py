@@ -185,28 +185,30 @@ def test_teacher_with_wrong_label_count_exits_2(tmp_path, tiny_teacher_dir, demo
 
 
 def test_failed_write_leaves_no_complete_folder(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
     from orchestrator.config import RunConfig
     from orchestrator.method import run_folder
     from searchspace import DerivedStudent, Edge, Genotype, SupernetConfig
 
     config = SupernetConfig(vocab_size=20, max_positions=8, hidden_size=8, max_cells=1)
     genotype = Genotype((Edge(2, 0, "identity"),), 1, 3)
-    student = DerivedStudent(config, genotype)
+    result = SimpleNamespace(
+        genotype=genotype,
+        student=DerivedStudent(config, genotype),
+        supernet_config=config,
+        metrics={},
+        phase_seconds={},
+        history={},
+    )
 
-    def broken(*args, **kwargs):
+    def broken(folder, **kwargs):
+        (folder / "student.safetensors").write_bytes(b"half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(run_folder, "save_file", broken)
+    monkeypatch.setattr(run_folder, "write_student_package", broken)
     with pytest.raises(OSError):
-        run_folder.write_run_folder(
-            RunConfig(),
-            genotype=genotype,
-            student=student,
-            metrics={},
-            phase_seconds={},
-            history={},
-            root=tmp_path,
-        )
+        run_folder.write_run_folder(RunConfig(), result=result, prepared=None, root=tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
