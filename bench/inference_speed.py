@@ -1,0 +1,171 @@
+"""Inference speed of a student, side by side in one process: PyTorch eager (the eval forward
+and the per-edge training code it replaced) and onnxruntime, against the BERT-base architecture
+(random weights) in the same two runtimes.
+
+    .venv/bin/python bench/inference_speed.py                      # the bench's SST-2 genotype
+    .venv/bin/python bench/inference_speed.py --package runs/sst2-...   # a real student
+
+Without --package the student is the SST-2 genotype of ``bench/results/sst2/bench.json`` with
+random weights (latency does not depend on the weights). Inputs: full-length random token ids
+(seq 128 by default, no padding), batch 1 and 32, one thread for every runtime by default. The
+models are timed interleaved, round after round, and the median per model is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from orchestrator.student.onnx_export import SingleSentence, session  # noqa: E402
+from searchspace import DerivedStudent, Genotype, SupernetConfig  # noqa: E402
+from searchspace.package import load_student  # noqa: E402
+
+
+class PerEdge(torch.nn.Module):
+    """The student through the training code (train mode, dropout off): the pre-fast-path
+    eval forward, for the before/after ratio."""
+
+    def __init__(self, student: DerivedStudent) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(self, *inputs):
+        self.student.train()
+        for module in self.student.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.eval()
+        try:
+            return self.student(*inputs)
+        finally:
+            self.student.eval()
+
+
+def bench_student(package: str | None) -> tuple[DerivedStudent, str]:
+    if package:
+        return load_student(package), f"student package {package}"
+    record = json.loads((REPO / "bench/results/sst2/bench.json").read_text())["tasks"][0]
+    genotype = Genotype.from_json(json.dumps(record["searched"]["genotype"]))
+    torch.manual_seed(0)
+    student = DerivedStudent(SupernetConfig(vocab_size=30522, hidden_size=128), genotype).eval()
+    return student, f"bench SST-2 genotype {genotype.hash} (random weights)"
+
+
+def onnx_runner(model: torch.nn.Module, inputs: tuple, names: list[str], folder: Path, threads):
+    path = folder / f"{len(list(folder.iterdir()))}.onnx"
+    torch.onnx.export(
+        model, inputs, str(path), input_names=names, output_names=["logits"],
+        dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names}, opset_version=18,
+        dynamo=False,
+    )  # fmt: skip
+    runner = session(path, threads=threads)
+    return lambda feeds: runner.run(None, feeds)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--package", help="a student package or run folder")
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--no-bert", action="store_true", help="skip the BERT-base architecture")
+    parser.add_argument("--out", help="write the figures as JSON here too")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    student, described = bench_student(args.package)
+    single = SingleSentence(student).eval()
+    vocab = student.config.vocab_size
+    models: dict[str, dict[int, object]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        bert = None
+        if not args.no_bert:
+            from transformers import BertConfig, BertForSequenceClassification
+
+            torch.manual_seed(0)
+            bert = BertForSequenceClassification(BertConfig(num_labels=2)).eval()
+        example = torch.randint(1, vocab, (2, 16))
+        example_mask = torch.ones_like(example)
+        student_onnx = onnx_runner(
+            single, (example, example_mask), ["input_ids", "attention_mask"], folder, args.threads
+        )
+        bert_onnx = None
+        if bert is not None:
+            bert_onnx = onnx_runner(
+                bert, (example, example_mask), ["input_ids", "attention_mask"], folder,
+                args.threads,
+            )  # fmt: skip
+        per_edge = PerEdge(student)
+        for batch in args.batch_sizes:
+            ids = torch.randint(1, vocab, (batch, args.seq))
+            mask = torch.ones_like(ids)
+            feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
+            calls = {
+                "student eager": lambda i=ids, m=mask: student(i, m, i, m),
+                "student eager, per-edge code": lambda i=ids, m=mask: per_edge(i, m, i, m),
+                "student onnxruntime": lambda f=feeds: student_onnx(f),
+            }
+            if bert is not None and bert_onnx is not None:
+                calls["BERT-base eager"] = lambda i=ids, m=mask: bert(input_ids=i, attention_mask=m)
+                calls["BERT-base onnxruntime"] = lambda f=feeds: bert_onnx(f)
+            timings: dict[str, list[float]] = {name: [] for name in calls}
+            rounds = args.rounds if batch == 1 else max(5, args.rounds // 6)
+            with torch.inference_mode():
+                for call in calls.values():
+                    call()
+                    call()
+                for _ in range(rounds):
+                    for name, call in calls.items():
+                        repeats = 1 if name.startswith("BERT") or batch > 1 else 20
+                        call()  # untimed: the previous model (BERT-base) evicted the caches
+                        start = time.perf_counter()
+                        for _ in range(repeats):
+                            call()
+                        timings[name].append((time.perf_counter() - start) * 1000 / repeats)
+            for name, values in timings.items():
+                models.setdefault(name, {})[batch] = statistics.median(values)
+    print(f"{described}; seq {args.seq}; {args.threads} thread(s); median of interleaved rounds")
+    header = (
+        "| model | " + " | ".join(f"b{b} ms | b{b} predictions/s" for b in args.batch_sizes) + " |"
+    )
+    print(header)
+    print("| --- |" + " ---: | ---: |" * len(args.batch_sizes))
+    for name, per_batch in models.items():
+        cells = []
+        for batch in args.batch_sizes:
+            ms = per_batch[batch]
+            cells.append(f"{ms:.3f} | {batch * 1000 / ms:,.0f}")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    ratios = {}
+    for batch in args.batch_sizes:
+        eager, onnx = models["student eager"][batch], models["student onnxruntime"][batch]
+        ratios[f"b{batch} per-edge / eager"] = models["student eager, per-edge code"][batch] / eager
+        if "BERT-base eager" in models:
+            ratios[f"b{batch} BERT-base / student, eager"] = (
+                models["BERT-base eager"][batch] / eager
+            )
+            ratios[f"b{batch} BERT-base / student, onnxruntime"] = (
+                models["BERT-base onnxruntime"][batch] / onnx
+            )
+    for name, value in ratios.items():
+        print(f"{name}: {value:.1f}x")
+    if args.out:
+        Path(args.out).write_text(
+            json.dumps({"model": described, "seq": args.seq, "threads": args.threads,
+                        "ms": models, "ratios": ratios}, indent=2) + "\n"
+        )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

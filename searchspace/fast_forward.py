@@ -1,0 +1,263 @@
+"""The eval-mode forward of a derived student: the training forward's function, fewer kernels.
+
+A small student's latency is op dispatch, not arithmetic (the bench's SST-2 student: 2.0M FLOPs
+per example). This path keeps every result of the training forward (up to float rounding; a
+test compares them on random genotypes) and cuts the kernel launches:
+
+- every state is zero at its padding (the embedding and every op mask their output), so ops
+  need not mask their input again;
+- identity and average pooling are linear: a node is kept as a linear combination of tensors
+  and of average pools of tensors, and only materialised where a convolution or max pooling
+  reads it, so a cell of them costs one pooling per mask and a few fused adds;
+- a max pooling of the same input runs once;
+- the pooling windows' real-token counts and the mean-pooling counts are computed once per mask
+  per forward, the softmax weights once per parameter update (as floats, cached);
+- a single-sentence input (the same tensors given as sentence a and b) is embedded once, and
+  the head's masked means of cells with one mask share one sum.
+
+Traced for ONNX export, the same code keeps the weights as tensors (0-d coefficients).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from searchspace.genotype import edge_key
+from searchspace.primitives import POOL_KERNEL, AvgPool, Conv, Identity, MaxPool, Zero
+
+
+class _MaskCache:
+    """Per-forward values that depend only on a padding mask (keyed by the mask object)."""
+
+    def __init__(self) -> None:
+        self._pool_scale: dict[int, torch.Tensor] = {}
+        self._mean_scale: dict[int, torch.Tensor] = {}
+        self._union: dict[tuple[int, int], torch.Tensor] = {}
+        self._keep: list[torch.Tensor] = []  # ids stay unique while their tensors live
+
+    def pool_scale(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(B, T, 1): mask / (real tokens in the window), as ``AvgPool`` divides."""
+        key = id(mask)
+        if key not in self._pool_scale:
+            m = mask.unsqueeze(1).to(dtype)
+            count = nn.functional.avg_pool1d(m, POOL_KERNEL, 1, POOL_KERNEL // 2)
+            self._pool_scale[key] = (m / count.clamp_min(1e-6)).transpose(1, 2)
+            self._keep.append(mask)
+        return self._pool_scale[key]
+
+    def mean_scale(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(B, 1): 1 / real tokens, as ``masked_mean`` divides."""
+        key = id(mask)
+        if key not in self._mean_scale:
+            count = mask.to(dtype).sum(dim=1, keepdim=True).clamp_min(1.0)
+            self._mean_scale[key] = count.reciprocal()
+            self._keep.append(mask)
+        return self._mean_scale[key]
+
+    def union(self, m0: torch.Tensor, m1: torch.Tensor) -> torch.Tensor:
+        if m0 is m1:
+            return m0
+        key = (id(m0), id(m1))
+        if key not in self._union:
+            self._union[key] = torch.maximum(m0, m1)
+            self._keep.extend((m0, m1))
+        return self._union[key]
+
+    def mean(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # states are zero at padding, so the masked sum is the plain sum.
+        return states.sum(dim=1) * self.mean_scale(mask, states.dtype)
+
+
+def _apply_op(op: nn.Module, x: torch.Tensor, mask: torch.Tensor, cache: _MaskCache):
+    if isinstance(op, Identity):
+        return x
+    if isinstance(op, AvgPool):
+        pooled = nn.functional.avg_pool1d(x.transpose(1, 2), POOL_KERNEL, 1, POOL_KERNEL // 2)
+        return pooled.transpose(1, 2) * cache.pool_scale(mask, x.dtype)
+    if isinstance(op, Conv):
+        h = op.conv(torch.relu(x).transpose(1, 2)).transpose(1, 2)
+        return op.norm(h) * mask.unsqueeze(-1).to(h.dtype)
+    if isinstance(op, MaxPool):
+        return op(x, mask)
+    raise TypeError(f"no eval path for {type(op).__name__}")
+
+
+def _incoming(cell, target: int):
+    """(source, op name, op) of the edges into ``target`` that contribute (not ``zero``)."""
+    for source, t, op_name in cell.kept:
+        op = cell.edges[edge_key(source, target)] if t == target else None
+        if op is not None and not isinstance(op, Zero):
+            yield source, op_name, op
+
+
+def _softmax_floats(logits: torch.Tensor, cache: dict) -> list[float]:
+    """softmax(logits) as Python floats, recomputed only when the parameter changed (an
+    optimiser step or a load bumps its version counter)."""
+    key = (id(logits), logits.data_ptr(), logits._version)
+    if key not in cache:
+        if len(cache) > 1024:
+            cache.clear()
+        cache[key] = torch.softmax(logits.detach(), dim=0).tolist()
+    return cache[key]
+
+
+Coefficient = float | torch.Tensor  # floats in eager mode, 0-d tensors in a traced graph
+
+
+def _scale(tensor: torch.Tensor, coef: Coefficient) -> torch.Tensor:
+    return tensor if isinstance(coef, float) and coef == 1.0 else tensor * coef
+
+
+def _axpy(total: torch.Tensor, tensor: torch.Tensor, coef: Coefficient) -> torch.Tensor:
+    """total + coef * tensor: one fused kernel for a float coefficient."""
+    if isinstance(coef, float):
+        return torch.add(total, tensor, alpha=coef)
+    return total + tensor * coef
+
+
+class _Combination:
+    """A node as sum(coef * tensor) + sum over masks of AvgPool_mask(sum(coef * tensor)):
+    identity and average pooling are linear, so whole cells of them fold into a few kernels."""
+
+    def __init__(self) -> None:
+        self.direct: dict[int, list] = {}  # id(tensor) -> [tensor, coef]
+        self.pooled: dict[int, list] = {}  # id(mask) -> [mask, {id(tensor): [tensor, coef]}]
+
+    @staticmethod
+    def _accumulate(entries: dict, tensor: torch.Tensor, coef: Coefficient) -> None:
+        if id(tensor) in entries:
+            entries[id(tensor)][1] = entries[id(tensor)][1] + coef
+        else:
+            entries[id(tensor)] = [tensor, coef]
+
+    def add_tensor(self, tensor: torch.Tensor, coef: Coefficient) -> None:
+        self._accumulate(self.direct, tensor, coef)
+
+    def add_pool(self, tensor: torch.Tensor, mask: torch.Tensor, coef: Coefficient) -> None:
+        self._accumulate(self.pooled.setdefault(id(mask), [mask, {}])[1], tensor, coef)
+
+    def add(self, other: _Combination, coef: Coefficient) -> None:
+        for tensor, c in other.direct.values():
+            self.add_tensor(tensor, c * coef)
+        for mask, group in other.pooled.values():
+            for tensor, c in group.values():
+                self.add_pool(tensor, mask, c * coef)
+
+    def evaluate(self, like: torch.Tensor, cache: _MaskCache) -> torch.Tensor:
+        parts = []
+        for mask, group in self.pooled.values():
+            inner = _linear(list(group.values()))
+            pooled = nn.functional.avg_pool1d(
+                inner.transpose(1, 2), POOL_KERNEL, 1, POOL_KERNEL // 2
+            ).transpose(1, 2)
+            parts.append(pooled * cache.pool_scale(mask, pooled.dtype))
+        if not parts:
+            return _linear(list(self.direct.values())) if self.direct else torch.zeros_like(like)
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        for tensor, coef in self.direct.values():
+            total = _axpy(total, tensor, coef)
+        return total
+
+
+def _linear(terms: list[list]) -> torch.Tensor:
+    (first, c0), *rest = terms
+    total = _scale(first, c0)
+    for tensor, coef in rest:
+        total = _axpy(total, tensor, coef)
+    return total
+
+
+def cell_forward(cell, s0, m0, s1, m1, cache: _MaskCache, weights: list[Coefficient]):
+    """``DerivedCell.forward`` in eval mode: nodes kept as linear combinations and
+    materialised only where a convolution or max pooling reads them."""
+    node_mask = cache.union(m0, m1)
+    combos = [_Combination(), _Combination()]
+    combos[0].add_tensor(s0, 1.0)
+    combos[1].add_tensor(s1, 1.0)
+    values: list[torch.Tensor | None] = [s0, s1]
+    masks = [m0, m1]
+    results: dict[tuple[int, int, str], torch.Tensor] = {}
+    alive: list[torch.Tensor] = []  # ids used as keys must not be reused by new tensors
+
+    def value(index: int) -> torch.Tensor:
+        if values[index] is None:
+            values[index] = combos[index].evaluate(s1, cache)
+            alive.append(values[index])
+        return values[index]
+
+    for target in range(2, 2 + cell.nodes_per_cell):
+        combo = _Combination()
+        for source, _, op in _incoming(cell, target):
+            if isinstance(op, Identity):
+                combo.add(combos[source], 1.0)
+            elif isinstance(op, AvgPool):
+                combo.add_pool(value(source), masks[source], 1.0)
+            else:
+                x, m = value(source), masks[source]
+                # A parameter-free max pool of one input runs once; the mask is part of the
+                # key because a node equal to an input (identity) has another mask.
+                key = (id(x), id(m), "max" if isinstance(op, MaxPool) else str(id(op)))
+                if key not in results:
+                    results[key] = _apply_op(op, x, m, cache)
+                    alive.append(results[key])
+                combo.add_tensor(results[key], 1.0)
+        combos.append(combo)
+        values.append(None)
+        masks.append(node_mask)
+    output = _Combination()
+    for index, weight in enumerate(weights):
+        output.add(combos[2 + index], weight)
+    return output.evaluate(s1, cache), node_mask
+
+
+def student_forward(student, input_ids_a, attention_mask_a, input_ids_b, attention_mask_b):
+    """``DerivedStudent.forward`` in eval mode (see the module docstring)."""
+    cache = _MaskCache()
+    s_a = student.embedding(input_ids_a, attention_mask_a)
+    same = input_ids_b is input_ids_a and attention_mask_b is attention_mask_a
+    if same:
+        s_b, attention_mask_b = s_a, attention_mask_a
+        pooled_embedding = cache.mean(s_a, attention_mask_a)
+    else:
+        s_b = student.embedding(input_ids_b, attention_mask_b)
+        pooled_embedding = (
+            cache.mean(s_a, attention_mask_a) + cache.mean(s_b, attention_mask_b)
+        ) * 0.5
+    head = student.head
+    depth = student.genotype.num_cells
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        # An exported graph keeps the weights as tensors (parameters there, not values known
+        # at trace time); the runtime folds their softmax as constants.
+
+        def softmax(logits: torch.Tensor) -> list[Coefficient]:
+            return list(torch.softmax(logits, dim=0).unbind(0))
+
+    else:
+        floats = student.__dict__.setdefault("_softmax_floats", {})
+
+        def softmax(logits: torch.Tensor) -> list[Coefficient]:
+            return _softmax_floats(logits, floats)
+
+    layer_weights = softmax(head.layer_logits[str(depth)])
+    s0, m0, s1, m1 = s_a, attention_mask_a, s_b, attention_mask_b
+    # The head mixes masked means; cells with one mask share one sum and one division.
+    mixed_states: dict[int, list] = {}  # id(mask) -> [mask, running weighted sum of states]
+    keep = []
+    for index, cell in enumerate(student.cells):
+        out, mask = cell_forward(cell, s0, m0, s1, m1, cache, softmax(cell.output_logits))
+        keep.append(out)
+        weight = layer_weights[index + 1]
+        entry = mixed_states.get(id(mask))
+        if entry is None:
+            mixed_states[id(mask)] = [mask, _scale(out, weight)]
+        else:
+            entry[1] = _axpy(entry[1], out, weight)
+        s0, m0, s1, m1 = s1, m1, out, mask
+    mixed = _scale(pooled_embedding, layer_weights[0])
+    for mask, states in mixed_states.values():
+        mixed = mixed + cache.mean(states, mask)
+    linear = head.classifiers[str(depth)] if head.per_depth else head.classifier
+    return linear(torch.tanh(mixed))

@@ -1,0 +1,139 @@
+"""The eval-mode forward (searchspace.fast_forward) computes the training forward's function.
+
+Reference: the same student in train mode with dropout 0, which runs the straightforward
+per-edge code of DerivedCell/AttentiveHead. Genotypes are drawn at random over every primitive,
+inner-node sources, repeated ops on one input and K = 1 .. 3, on pair batches whose sentences
+have different lengths and garbage ids under the padding.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from searchspace import DerivedStudent, Edge, Genotype, SupernetConfig
+from searchspace.genotype import edge_list
+from searchspace.primitives import PRIMITIVES
+
+
+def _random_genotype(rng: random.Random, nodes: int, cells: int) -> Genotype:
+    edges = []
+    for target in range(2, 2 + nodes):
+        sources = [s for s, t in edge_list(nodes) if t == target]
+        for source in rng.sample(sources, k=min(2, len(sources))):
+            edges.append(Edge(target, source, rng.choice(PRIMITIVES)))
+    return Genotype(tuple(edges), cells, nodes)
+
+
+def _reference(student: DerivedStudent, *inputs) -> torch.Tensor:
+    student.train()
+    try:
+        with torch.no_grad():
+            return student(*inputs)
+    finally:
+        student.eval()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_eval_forward_equals_the_training_forward_without_dropout(seed, pair_batch_factory):
+    rng = random.Random(seed)
+    config = SupernetConfig(
+        vocab_size=50, max_positions=32, hidden_size=8, max_cells=3, num_labels=3, dropout=0.0
+    )
+    genotype = _random_genotype(rng, 3, rng.randint(1, 3))
+    torch.manual_seed(seed)
+    student = DerivedStudent(config, genotype).eval()
+    batch = pair_batch_factory(50, [6, 4, 2], [3, 6, 5], extra=3, seed=seed)
+    for inputs in (batch.unpadded(), batch.padded()):
+        with torch.inference_mode():
+            fast = student(*inputs)
+        torch.testing.assert_close(fast, _reference(student, *inputs), rtol=1e-5, atol=1e-6)
+
+
+def test_one_sentence_given_twice_is_embedded_once_with_the_same_result(pair_batch_factory):
+    config = SupernetConfig(
+        vocab_size=50, max_positions=32, hidden_size=8, max_cells=2, nodes_per_cell=2, dropout=0.0
+    )
+    genotype = Genotype(
+        (Edge(2, 0, "avg_pool_3"), Edge(2, 1, "avg_pool_3"), Edge(3, 1, "std_conv_3")), 2, 2
+    )
+    student = DerivedStudent(config, genotype).eval()
+    batch = pair_batch_factory(50, [5, 3], [5, 3], extra=2, seed=4)
+    ids, mask = batch.padded_ids_a, batch.padded_mask_a
+    calls = []
+    student.embedding.register_forward_hook(lambda *args: calls.append(1))
+    with torch.inference_mode():
+        shared = student(ids, mask, ids, mask)
+        assert len(calls) == 1
+        copied = student(ids, mask, ids.clone(), mask.clone())
+        assert len(calls) == 3
+    torch.testing.assert_close(shared, copied, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(shared, _reference(student, ids, mask, ids, mask))
+
+
+def test_identical_parameter_free_edges_run_once(monkeypatch):
+    """n2 and n3 both pool n0 and n1: two avg-pool kernels per cell, not four."""
+    config = SupernetConfig(
+        vocab_size=50, max_positions=32, hidden_size=8, max_cells=1, nodes_per_cell=2
+    )
+    genotype = Genotype(
+        (
+            Edge(2, 0, "avg_pool_3"),
+            Edge(2, 1, "avg_pool_3"),
+            Edge(3, 0, "avg_pool_3"),
+            Edge(3, 1, "avg_pool_3"),
+        ),
+        1,
+        2,
+    )
+    student = DerivedStudent(config, genotype).eval()
+    ids = torch.randint(1, 50, (2, 7))
+    mask = torch.ones(2, 7)
+    pools = []
+    original = torch.nn.functional.avg_pool1d
+
+    def counting(*args, **kwargs):
+        pools.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "avg_pool1d", counting)
+    with torch.inference_mode():
+        student(ids, mask, ids.clone(), mask.clone())
+    # One pool per distinct input (n0, n1) and one window count per mask object (two here):
+    # 4 kernels, where the per-edge code runs a pool and a count on each of 4 edges (8).
+    assert len(pools) == 4
+    pools.clear()
+    student.train()
+    student(ids, mask, ids.clone(), mask.clone())
+    assert len(pools) == 8
+
+
+def test_cached_softmax_weights_follow_parameter_updates(pair_batch_factory):
+    """The eval path caches each cell's softmax weights as floats: an optimiser step (in place)
+    or a load_state_dict must be seen by the next eval forward."""
+    config = SupernetConfig(
+        vocab_size=50, max_positions=32, hidden_size=8, max_cells=2, num_labels=2, dropout=0.0
+    )
+    genotype = Genotype(
+        (Edge(2, 0, "identity"), Edge(2, 1, "avg_pool_3"), Edge(3, 2, "avg_pool_3"),
+         Edge(4, 0, "avg_pool_3"), Edge(4, 3, "identity")),
+        2, 3,
+    )  # fmt: skip
+    student = DerivedStudent(config, genotype).eval()
+    inputs = pair_batch_factory(50, [5, 3], [4, 6], extra=2, seed=9).padded()
+    with torch.inference_mode():
+        before = student(*inputs)
+    with torch.no_grad():
+        for cell in student.cells:
+            cell.output_logits.add_(torch.tensor([3.0, -2.0, 0.5]))
+        student.head.layer_logits["2"].mul_(-40.0)
+    with torch.inference_mode():
+        after = student(*inputs)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, _reference(student, *inputs), rtol=1e-5, atol=1e-6)
+    fresh = DerivedStudent(config, genotype).eval()
+    fresh.load_state_dict(student.state_dict())
+    with torch.inference_mode():
+        torch.testing.assert_close(fresh(*inputs), after, rtol=1e-5, atol=1e-6)
