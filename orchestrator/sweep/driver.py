@@ -456,3 +456,10 @@ def _write_results(result: dict[str, Any], summaries, folder: Path, out) -> None
         f"MLflow UI: adabert ui --sweep {folder}",
         file=out,
     )
+    for summary in summaries:
+        if summary.registered_model:
+            print(
+                f"{summary.task}: adabert predict models:/{summary.registered_model}@champion "
+                f'--tracking-uri {result["tracking_uri"]} --text "..."',
+                file=out,
+            )

@@ -103,6 +103,29 @@ class TaskSummary:
             metrics["best/retention"] = best.metric / self.teacher_score
         return metrics
 
+    def model_description(self) -> str:
+        """The registered best student's description: enough to choose it without the UI."""
+        best = self.best
+        if best is None:
+            return ""
+        teacher = self.teacher_score
+        parts = [f"adabert student for task {self.task}: {self.metric_name} {best.metric:.4f}"]
+        if teacher:
+            parts[0] += f" (teacher {teacher:.4f}, retention {best.metric / teacher:.1%})"
+        if best.params is not None:
+            parts.append(f"{int(best.params):,} parameters")
+        latency = best.final_latency.get("latency/student_b1_ms", best.latency_b1_ms)
+        if latency is not None:
+            speedup = best.final_latency.get("speedup/b1")
+            faster = f", {speedup:.1f}x the teacher's speed" if speedup else ""
+            parts.append(f"latency at batch 1 {latency:.2f} ms{faster}")
+        parts.append(f"trial {best.label} of the sweep")
+        hparams = ", ".join(f"{k}={v}" for k, v in sorted(best.hparams.items()))
+        if hparams:
+            parts.append(f"hyperparameters {hparams}")
+        parts.append(f"genotype {best.genotype_hash}: {best.genotype}")
+        return "; ".join(parts)
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["trials"] = [t.to_dict() for t in self.trials]

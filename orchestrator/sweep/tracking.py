@@ -19,10 +19,13 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
+from orchestrator.errors import UserInputError
+
 PARENT_ROLE, TRIAL_ROLE = "task", "trial"
 TRIAL_TAG = "adabert.trial_id"  # Ray Tune's trial id
 NUMBER_TAG = "adabert.trial_number"  # Optuna's trial number
 MAX_BATCH = 900  # MLflow's log_batch takes at most 1000 metrics
+CHAMPION = "champion"  # the alias of a task's registered best student
 
 
 def client(tracking_uri: str) -> MlflowClient:
@@ -113,6 +116,7 @@ class TrialRun:
         run_name: str,
     ) -> None:
         self.client = client(tracking_uri)
+        self.experiment_id = experiment_id
         identity = {"mlflow.parentRunId": parent_run_id, NUMBER_TAG: str(number)}
         if number < 0:
             identity = {TRIAL_TAG: trial_id}
@@ -155,13 +159,15 @@ class TrialRun:
         self.client.log_artifacts(self.run_id, str(folder), path)
 
     def log_student(self, package: Path) -> str:
-        """The student package as an MLflow pyfunc model in the run; returns its ``runs:/`` URI.
+        """The student package as an MLflow pyfunc logged model of this run; returns its
+        ``models:/m-...`` URI (so a registered version's source is that URI, not a path).
 
         Models from code (``student_model.py``) with safetensors weights: loading it runs that
         source and ``searchspace`` (shipped with it), never pickled bytecode.
         """
         import mlflow.pyfunc
         import pandas as pd
+        from mlflow.entities import LoggedModelStatus
         from mlflow.models import infer_signature
 
         task = json.loads((package / "task.json").read_text(encoding="utf-8"))
@@ -184,8 +190,18 @@ class TrialRun:
                 input_example=example,
                 pip_requirements=_requirements(),
             )
-            self.client.log_artifacts(self.run_id, str(target), "student")
-        return f"runs:/{self.run_id}/student"
+            # The fluent log_model would take over (and finally end) the run: the client API
+            # creates the logged model beside the run instead.
+            model = self.client.create_logged_model(
+                experiment_id=self.experiment_id,
+                name="student",
+                source_run_id=self.run_id,
+                model_type="adabert-student",
+                tags={"adabert.task": str(task["task"])},
+            )
+            self.client.log_model_artifacts(model.model_id, str(target))
+            self.client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+        return f"models:/{model.model_id}"
 
 
 def _requirements() -> list[str]:
@@ -204,9 +220,44 @@ def trial_run_id(tracking_uri: str, experiment_id: str, trial_id: str) -> str | 
     return run.info.run_id if run is not None else None
 
 
-def register_model(model_uri: str, name: str, *, tags: dict[str, str]) -> str:
+def register_model(
+    tracking_uri: str, model_uri: str, name: str, *, tags: dict[str, str], description: str
+) -> str:
+    """Register ``model_uri`` as a new version of ``name``, described, with the alias
+    ``champion`` moved to it; returns the version number."""
+    mlflow_client = client(tracking_uri)
     version = mlflow.register_model(model_uri, name, tags=tags)
+    mlflow_client.update_model_version(name, version.version, description=description)
+    mlflow_client.set_registered_model_alias(name, CHAMPION, version.version)
     return str(version.version)
+
+
+def model_uri_of(tracking_uri: str, run_id: str) -> str:
+    """The student model a trial run logged (its ``models:/m-...`` URI)."""
+    tags = client(tracking_uri).get_run(run_id).data.tags
+    return tags.get("adabert.model_uri") or f"runs:/{run_id}/student"
+
+
+def download_student_package(
+    model_uri: str, destination: Path, *, tracking_uri: str | None
+) -> Path:
+    """The student package inside a logged or registered student model, fetched to
+    ``destination`` (``runs:/<id>/student``, ``models:/<name>@<alias>``, ``models:/<name>/<v>``)."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri, dst_path=str(destination), tracking_uri=tracking_uri
+        )
+    except (MlflowException, OSError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        where = tracking_uri or "the default tracking URI (./mlruns)"
+        raise UserInputError(f"cannot fetch {model_uri} from {where}: {first}") from error
+    package = Path(local) / "artifacts" / "student"
+    if not package.is_dir():
+        raise UserInputError(f"{model_uri} is not an adabert student model (no artifacts/student)")
+    return package
 
 
 def child_runs(tracking_uri: str, experiment_id: str, parent_run_id: str) -> list:

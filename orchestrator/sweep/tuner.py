@@ -203,9 +203,11 @@ def _log_best(plan: TaskPlan, summary: records.TaskSummary) -> None:
     if plan.sweep.register_best and plan.sweep.log_model and best.mlflow_run_id:
         summary.registered_model = f"adabert-{plan.sweep_name}-{plan.task}"
         summary.model_version = tracking.register_model(
-            f"runs:/{best.mlflow_run_id}/student",
+            plan.tracking_uri,
+            tracking.model_uri_of(plan.tracking_uri, best.mlflow_run_id),
             summary.registered_model,
             tags={"genotype_hash": best.genotype_hash, "task": plan.task},
+            description=summary.model_description(),
         )
     tracking.log_to_run(
         plan.tracking_uri,

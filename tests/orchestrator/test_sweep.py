@@ -5,10 +5,15 @@ without pickle, and the local Ray listened on 127.0.0.1 only."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +21,9 @@ import pytest
 from sweeps import (
     TASKS,
     adabert,
+    environment,
     finish,
+    kill_session,
     mlflow_runs,
     optuna_states,
     optuna_trials,
@@ -25,6 +32,7 @@ from sweeps import (
     start,
     summary,
     wait_for,
+    wait_session_gone,
     write_sweep,
 )
 
@@ -185,9 +193,102 @@ def test_only_students_better_than_a_constant_are_registered_and_they_read_raw_t
         assert len(output) == 2 and set(output["label"]) <= labels[name]
         probabilities = output[[f"prob_{label}" for label in sorted(labels[name])]].sum(axis=1)
         assert all(abs(p - 1.0) < 1e-5 for p in probabilities)
+        _check_champion(uri, folder, name, best, inputs[name], list(output["label"]))
     assert registered, "no task registered a student: the registration path went untested"
     stored = list((folder / "mlartifacts").rglob("*"))
     assert not [p for p in stored if p.suffix in (".pkl", ".pickle", ".pt", ".pth")]
+
+
+def _check_champion(uri, folder, task, best, inputs, pyfunc_labels):
+    """The champion alias, its description and source; ``adabert predict`` on the registered
+    model gives the pyfunc's labels and those of the trial's own student files."""
+    from mlflow import MlflowClient
+
+    from orchestrator.cli import main
+    from orchestrator.student.source import open_student
+
+    mlflow_client = MlflowClient(uri)
+    name = f"adabert-{NAME}-{task}"
+    champion = mlflow_client.get_model_version_by_alias(name, "champion")
+    assert str(champion.version) == "1"
+    assert champion.source.startswith("models:/m-"), champion.source
+    assert task in champion.description and best["genotype_hash"] in champion.description
+    assert f"{best['metric']:.4f}" in champion.description
+    columns = list(inputs)
+    args = ["predict", f"models:/{name}@champion", "--tracking-uri", uri]
+    for index in range(2):
+        args += ["--text", inputs[columns[0]][index]]
+        if len(columns) == 2:
+            args += ["--text-b", inputs[columns[1]][index]]
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main(args) == 0
+    predicted = [json.loads(line)["label"] for line in printed.getvalue().splitlines()]
+    assert predicted == pyfunc_labels
+    files = Path(mlflow_client.download_artifacts(champion.run_id, "student_files", str(folder)))
+    own = open_student(str(files)).classifier
+    second = inputs[columns[1]] if len(columns) == 2 else None
+    assert own.predict(inputs[columns[0]], second).labels == predicted
+
+
+def test_the_champion_serves_raw_text_over_http_on_loopback(sweep, tmp_path):
+    """``mlflow models serve`` of the registered model answers a POST of raw text."""
+    import urllib.request
+
+    from mlflow import MlflowClient
+
+    folder = sweep[0]
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    registered = sorted(m.name for m in MlflowClient(uri).search_registered_models())
+    assert registered
+    name = registered[0]
+    columns = ["sentence"] if name.endswith("sentiment") else ["sentence1", "sentence2"]
+    rows = [["a warm and funny film"] * len(columns), ["dull"] * len(columns)]
+    port = _free_port()
+    # MLflow starts its scoring server as `uvicorn` from PATH: the venv's bin, as after
+    # `source .venv/bin/activate`.
+    serve_env = environment(MLFLOW_TRACKING_URI=uri)
+    serve_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{serve_env['PATH']}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}@champion",
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=tmp_path, env=serve_env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+
+        def answers():
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2).status
+            except OSError:
+                return None
+
+        wait_for(answers, timeout=120, what="mlflow models serve", process=server)
+        body = json.dumps({"dataframe_split": {"columns": columns, "data": rows}}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            predictions = json.loads(response.read())["predictions"]
+        assert len(predictions) == 2
+        assert all(p["label"] for p in predictions)
+        assert all(key.startswith(("label", "prob_")) for p in predictions for key in p)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            kill_session(server.pid)
+            server.wait()
+        wait_session_gone(server.pid)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _snapshot(folder: Path) -> dict:
