@@ -1,5 +1,6 @@
 """The run folder of ``adabert run``: a student package (``searchspace.package``) plus the run's
-config, metrics and history; written under a temporary name, renamed when complete."""
+config, metrics, history and a picture of the cell; written under a temporary name, renamed
+when complete."""
 
 from __future__ import annotations
 
@@ -78,11 +79,22 @@ def write_run_folder(cfg: RunConfig, *, result, prepared, root: str | Path | Non
             },
         )
         _write_json(staging / "history.json", result.history)
+        _save_cell_picture(staging / "cell.png", result.genotype)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     os.replace(staging, final)
     return final
+
+
+def _save_cell_picture(path: Path, genotype: Genotype) -> None:
+    import matplotlib.pyplot as plt
+
+    from orchestrator.plots import cell_figure
+
+    figure = cell_figure(genotype)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def load_student(run_dir: str | Path):

@@ -21,9 +21,9 @@ from ray import tune
 from orchestrator.config import build_config, merge_overrides
 from orchestrator.method.pipeline import PreparedTask, TrialRunner, run_one_task
 from orchestrator.method.run_folder import write_student_package
+from orchestrator.plots import cell_figure
 from orchestrator.progress import EpochReport
 from orchestrator.sweep import tracking
-from orchestrator.sweep.plots import cell_figure
 from searchspace.costs import genotype_cost
 
 # Constants the outer search puts into every trial's config, so a trial knows what it is for.

@@ -21,10 +21,10 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from orchestrator.config import build_config
 from orchestrator.method.pipeline import PreparedTask, measure_latency, prepare_task
 from orchestrator.method.run_folder import load_student
+from orchestrator.plots import pareto_figure, pareto_front
 from orchestrator.sweep import records, tracking
 from orchestrator.sweep.config import ParamRange, SweepSection
 from orchestrator.sweep.hparams import close_running_trials, make_searcher, study_seed
-from orchestrator.sweep.plots import pareto_figure, pareto_front
 from orchestrator.sweep.trial import TrialPlan, run_trial
 
 PHASE_TAG = "adabert.phase"

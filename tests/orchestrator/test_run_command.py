@@ -62,6 +62,7 @@ def test_run_writes_complete_folder_and_student_round_trips(
     (folder,) = complete_runs(tmp_path)
     names = {p.name for p in folder.iterdir()}
     assert {"config.json", "genotype.json", "student.safetensors", "metrics.json"} <= names
+    assert {"task.json", "tokenizer", "student_config.json", "cell.png"} <= names
     record = json.loads((folder / "metrics.json").read_text())
     metrics = record["metrics"]
     for key in (

@@ -13,6 +13,7 @@ import pytest
 from cluster.submit import entrypoint
 from orchestrator.cli import main
 from orchestrator.errors import UserInputError
+from orchestrator.plots import pareto_front
 from orchestrator.sweep.cli import ui_command_line
 from orchestrator.sweep.config import SweepSection, load_sweep_config, parse_range, task_run_config
 from orchestrator.sweep.hparams import (
@@ -22,7 +23,6 @@ from orchestrator.sweep.hparams import (
     make_searcher,
     study_seed,
 )
-from orchestrator.sweep.plots import pareto_front
 from orchestrator.sweep.report import covered_seconds, overhead_breakdown
 
 MINIMAL = """

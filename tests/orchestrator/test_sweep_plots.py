@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from orchestrator.sweep.plots import cell_figure, pareto_figure
+from orchestrator.plots import cell_figure, pareto_figure
 from searchspace.genotype import Edge, Genotype, edge_list
 from searchspace.primitives import PRIMITIVES
 

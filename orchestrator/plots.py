@@ -1,4 +1,5 @@
-"""Pictures for the tracking UI: the derived cell of a genotype, and a task's Pareto plots.
+"""Pictures for run folders and the tracking UI: the derived cell of a genotype, and a task's
+Pareto plots.
 
 Matplotlib with the Agg backend (no screen on workers); figures are returned, never shown.
 """
