@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +37,11 @@ def register(subparsers) -> None:
     sweep.add_argument(
         "--smoke-test", action="store_true", help="tiny budgets: checks the set-up in minutes"
     )
+    sweep.add_argument(
+        "--results-root",
+        help="where the sweep folder goes when it runs as a Ray job (set by adabert submit): "
+        "a folder outside the job's temporary working directory",
+    )
     sweep.set_defaults(handler=_sweep_command)
 
     ui = subparsers.add_parser("ui", help="open the MLflow UI of a sweep on 127.0.0.1")
@@ -59,7 +65,24 @@ def _load(args: argparse.Namespace):
     if folder.is_dir():
         raise UserInputError(f"{folder} is a folder without a sweep record ({RECORD})")
     overrides = (smoke_test_overrides() if args.smoke_test else []) + list(args.set)
+    if args.results_root:
+        overrides = job_location_overrides(args.results_root, overrides) + overrides
     return load_sweep_config(args.config, overrides)
+
+
+def job_location_overrides(results_root: str, overrides: list[str]) -> list[str]:
+    """A submitted sweep writes under ``results_root`` (its folder and the teacher cache), not
+    into the job's working directory, which Ray deletes; explicit settings win."""
+    given = {item.split("=", 1)[0].strip() for item in overrides}
+    root = Path(os.path.expanduser(results_root))
+    if not root.is_absolute():
+        raise UserInputError(f"--results-root must be an absolute path, got {results_root}")
+    extra = []
+    if "sweep.root" not in given:
+        extra.append(f"sweep.root={json.dumps(str(root / 'sweeps'))}")
+    if "base.run.cache_dir" not in given:
+        extra.append(f"base.run.cache_dir={json.dumps(str(root / 'cache'))}")
+    return extra
 
 
 def _sweep_command(args: argparse.Namespace) -> int:

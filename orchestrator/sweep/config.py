@@ -35,6 +35,7 @@ from orchestrator.config import (
 )
 from orchestrator.errors import UserInputError
 from orchestrator.names import check_identifier
+from orchestrator.sweep.secrets import check_no_plain_password
 
 BUILTIN_CONFIGS = ("demo",)
 OBJECTIVES = ("params", "flops", "latency")
@@ -92,6 +93,8 @@ class SweepSection:
     def __post_init__(self) -> None:
         check_identifier(self.name, "sweep.name")
         _check(bool(self.root.strip()), "sweep.root", self.root, "a folder")
+        check_no_plain_password(self.tracking_uri, "sweep.tracking_uri")
+        check_no_plain_password(self.optuna_storage, "sweep.optuna_storage")
         _positive(self, "trials_per_task", "max_concurrent_trials", "startup_trials")
         _positive(self, "grace_period", "demo_train_size", "demo_dev_size")
         _check(self.cpus_per_trial > 0, "sweep.cpus_per_trial", self.cpus_per_trial, "> 0")

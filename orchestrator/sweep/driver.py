@@ -28,7 +28,7 @@ from orchestrator.preflight import (
     check_writable_folder,
     free_mb,
 )
-from orchestrator.sweep import hparams, tracking
+from orchestrator.sweep import hparams, secrets, tracking
 from orchestrator.sweep import loopback as loopback_setting
 from orchestrator.sweep.config import SweepConfig, task_run_config
 from orchestrator.sweep.record import (
@@ -78,6 +78,8 @@ def preflight(config: SweepConfig) -> None:
     """Everything that can be checked before the sweep folder or Ray exists."""
     folder = check_writable_folder(config.folder, "sweep folder")
     check_free_space(folder, config.sweep.min_free_mb, "sweep folder")
+    for url in (config.sweep.tracking_uri, config.sweep.optuna_storage):
+        secrets.expand(url)  # every ${NAME} a store URL needs is set here
     for task in config.tasks:
         cfg = task_run_config(config, task, data_root=folder / "data")
         check_writable_folder(cfg.run.cache_dir, f"task {task.name}: run.cache_dir")

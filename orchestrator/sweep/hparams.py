@@ -13,6 +13,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from orchestrator.sweep.config import ParamRange
+from orchestrator.sweep.secrets import expand
 from orchestrator.sweep.trial import NUMBER_KEY, TASK_KEY
 
 
@@ -61,7 +62,7 @@ def default_point(space: tuple[ParamRange, ...], base: dict[str, dict[str, Any]]
 def storage(url: str) -> optuna.storages.RDBStorage:
     """Any SQLAlchemy URL; SQLite waits for its lock instead of failing under parallel tasks."""
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    return optuna.storages.RDBStorage(expand(url), engine_kwargs=engine_kwargs)
 
 
 # Result keys copied onto the Optuna trial as user attributes when it ends.

@@ -20,6 +20,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
 from orchestrator.errors import UserInputError
+from orchestrator.sweep.secrets import expand
 
 PARENT_ROLE, TRIAL_ROLE = "task", "trial"
 TRIAL_TAG = "adabert.trial_id"  # Ray Tune's trial id
@@ -29,7 +30,7 @@ CHAMPION = "champion"  # the alias of a task's registered best student
 
 
 def client(tracking_uri: str) -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking_uri)
+    return MlflowClient(tracking_uri=expand(tracking_uri))
 
 
 # MLflow 3's UI opens experiments of unknown kind on its GenAI pages; this tag says "model
@@ -226,6 +227,7 @@ def register_model(
     """Register ``model_uri`` as a new version of ``name``, described, with the alias
     ``champion`` moved to it; returns the version number."""
     mlflow_client = client(tracking_uri)
+    mlflow.set_tracking_uri(expand(tracking_uri))  # this process's fluent API, for register
     version = mlflow.register_model(model_uri, name, tags=tags)
     mlflow_client.update_model_version(name, version.version, description=description)
     mlflow_client.set_registered_model_alias(name, CHAMPION, version.version)
@@ -246,9 +248,13 @@ def download_student_package(
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
 
+    if tracking_uri:
+        # models:/ names resolve through the registry, which follows the global tracking URI
+        # (download_artifacts' tracking_uri does not reach it). A CLI process: global is fine.
+        mlflow.set_tracking_uri(expand(tracking_uri))
     try:
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri=model_uri, dst_path=str(destination), tracking_uri=tracking_uri
+            artifact_uri=model_uri, dst_path=str(destination)
         )
     except (MlflowException, OSError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

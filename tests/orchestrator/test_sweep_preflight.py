@@ -193,3 +193,35 @@ def test_run_output_folder_is_checked_before_the_run(capsys, tmp_path, tiny_teac
     err = _exit_2_one_line(capsys, argv, "run.output_dir")
     assert needle in err
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("sweep.optuna_storage='postgresql://bob:hunter2@db/optuna'", "password in plain text"),
+        ("sweep.tracking_uri='postgresql://bob:hunter2@db/mlflow'", "password in plain text"),
+        ("sweep.optuna_storage='postgresql://bob:${ADABERT_TEST_UNSET_PW}@db/optuna'",
+         "ADABERT_TEST_UNSET_PW"),
+    ],
+)  # fmt: skip
+def test_store_passwords_come_from_the_environment(
+    capsys, tmp_path, sweep_file, monkeypatch, override, needle
+):
+    monkeypatch.delenv("ADABERT_TEST_UNSET_PW", raising=False)
+    err = _exit_2_one_line(capsys, ["sweep", str(sweep_file), "--set", override], needle)
+    assert "hunter2" not in err
+    _no_folder(tmp_path)
+
+
+def test_a_password_reference_is_recorded_as_written_and_expanded_only_to_connect(monkeypatch):
+    from orchestrator.sweep import secrets
+
+    monkeypatch.setenv("ADABERT_TEST_PW", "s3cr3t")
+    url = "postgresql://bob:${ADABERT_TEST_PW}@db:5432/optuna"
+    secrets.check_no_plain_password(url, "sweep.optuna_storage")  # a reference is fine
+    assert secrets.expand(url) == "postgresql://bob:s3cr3t@db:5432/optuna"
+    assert secrets.references(url) == ["ADABERT_TEST_PW"]
+    from orchestrator.sweep.config import load_sweep_config
+
+    config = load_sweep_config("demo", [f"sweep.optuna_storage={json.dumps(url)}"])
+    assert "s3cr3t" not in json.dumps(config.raw) + json.dumps(config.to_dict())
