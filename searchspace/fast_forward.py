@@ -34,6 +34,7 @@ class _MaskCache:
         self._pool_scale: dict[int, torch.Tensor] = {}
         self._mean_scale: dict[int, torch.Tensor] = {}
         self._union: dict[tuple[int, int], torch.Tensor] = {}
+        self._unpadded: dict[int, bool] = {}
         self._keep: list[torch.Tensor] = []  # ids stay unique while their tensors live
 
     def pool_scale(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -54,6 +55,17 @@ class _MaskCache:
             self._mean_scale[key] = count.reciprocal()
             self._keep.append(mask)
         return self._mean_scale[key]
+
+    def unpadded(self, mask: torch.Tensor) -> bool:
+        """No padding at all (a batch of one, or of equal lengths): max pooling needs no
+        -inf fill. Traced graphs cannot branch on data, so they always fill."""
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return False
+        key = id(mask)
+        if key not in self._unpadded:
+            self._unpadded[key] = bool(mask.all())
+            self._keep.append(mask)
+        return self._unpadded[key]
 
     def union(self, m0: torch.Tensor, m1: torch.Tensor) -> torch.Tensor:
         if m0 is m1:
@@ -79,6 +91,9 @@ def _apply_op(op: nn.Module, x: torch.Tensor, mask: torch.Tensor, cache: _MaskCa
         h = op.conv(torch.relu(x).transpose(1, 2)).transpose(1, 2)
         return op.norm(h) * mask.unsqueeze(-1).to(h.dtype)
     if isinstance(op, MaxPool):
+        if cache.unpadded(mask):  # max_pool1d pads the sequence ends with -inf itself
+            pooled = nn.functional.max_pool1d(x.transpose(1, 2), POOL_KERNEL, 1, POOL_KERNEL // 2)
+            return pooled.transpose(1, 2)
         return op(x, mask)
     raise TypeError(f"no eval path for {type(op).__name__}")
 

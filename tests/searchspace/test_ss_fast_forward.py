@@ -46,7 +46,9 @@ def test_eval_forward_equals_the_training_forward_without_dropout(seed, pair_bat
     torch.manual_seed(seed)
     student = DerivedStudent(config, genotype).eval()
     batch = pair_batch_factory(50, [6, 4, 2], [3, 6, 5], extra=3, seed=seed)
-    for inputs in (batch.unpadded(), batch.padded()):
+    ids = torch.randint(1, 50, (2, 5), generator=torch.Generator().manual_seed(seed))
+    full = (ids, torch.ones(2, 5), ids.flip(1), torch.ones(2, 5))  # no padding anywhere
+    for inputs in (batch.unpadded(), batch.padded(), full):
         with torch.inference_mode():
             fast = student(*inputs)
         torch.testing.assert_close(fast, _reference(student, *inputs), rtol=1e-5, atol=1e-6)
