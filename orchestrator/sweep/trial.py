@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -121,7 +122,10 @@ def run_trial(config: dict[str, Any], *, plan: TrialPlan, prepared: PreparedTask
         number=number,
         run_name=f"{plan.task}-t{number:02d}" if number >= 0 else context.get_trial_name(),
     )
-    common = {"mlflow_run_id": run.run_id, "time/work_start": work_start}
+    # Which node ran the trial (a restarted trial may land on another): in every report.
+    node_id = ray.get_runtime_context().get_node_id()
+    common = {"mlflow_run_id": run.run_id, "time/work_start": work_start, "node_id": node_id}
+    run.set_tags({"adabert.node_id": node_id})
     state, final = None, None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
