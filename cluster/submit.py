@@ -31,6 +31,7 @@ SECRET_PATTERNS = (
     "id_rsa*", "id_ed25519*", ".netrc", "*.p12", "auth_token",
 )  # fmt: skip
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+STOP_GRACE_SECONDS = 60
 
 
 def register(subparsers) -> None:
@@ -209,8 +210,11 @@ def submit_job(client, command: str, *, working_dir: Path, address: str = "") ->
             entrypoint=command,
             runtime_env={
                 "working_dir": str(working_dir),
-                # No env_vars: the sweep's own ray.init sets its workers' environment, and Ray
-                # refuses to merge a job's env_vars with a driver's that name the same variable.
+                # Only this variable: the sweep's own ray.init sets its workers' environment,
+                # and Ray refuses to merge a job's env_vars with a driver's that name the same
+                # variable. `jobs stop` sends SIGTERM and kills after this many seconds (Ray's
+                # default is 3): time for the sweep to close its MLflow and Optuna records.
+                "env_vars": {"RAY_JOB_STOP_WAIT_TIME_S": str(STOP_GRACE_SECONDS)},
                 "excludes": EXCLUDES,
             },
         )

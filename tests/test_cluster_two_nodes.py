@@ -6,6 +6,7 @@ nothing stays RUNNING; a wrong token is refused in one line. Every process start
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -156,3 +157,44 @@ def test_a_submitted_smoke_sweep_runs_on_both_nodes(two_nodes, tmp_path):
     nodes = {r.data.tags["adabert.node_id"] for r in trials}
     assert len(trials) == 4 and len(nodes) == 2, nodes
     print(f"two nodes: 4 trials in {elapsed:.0f} s")
+
+
+def test_jobs_stop_on_a_running_submitted_sweep_leaves_nothing_running(two_nodes, tmp_path):
+    import sqlite3
+
+    address, env = two_nodes
+    results = tmp_path / "results"
+    result = _adabert(
+        "submit", "demo", "--smoke-test", "--no-wait", "--address", address,
+        "--results-root", str(results), env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    job_id = result.stdout.strip().splitlines()[-2].strip()
+    database = results / "sweeps" / "demo" / "mlflow.db"
+
+    def running_trials() -> int:
+        if not database.is_file():
+            return 0
+        with contextlib.closing(sqlite3.connect(database)) as connection:
+            rows = connection.execute(
+                "SELECT COUNT(*) FROM runs JOIN tags ON runs.run_uuid = tags.run_uuid "
+                "WHERE runs.status = 'RUNNING' AND tags.key = 'adabert.role' "
+                "AND tags.value = 'trial'"
+            ).fetchone()
+        return rows[0]
+
+    _wait(lambda: running_trials() > 0, 600, "a running trial of the submitted sweep")
+    stopped = _adabert("jobs", "stop", job_id, "--address", address, env=env, timeout=180)
+    assert stopped.returncode == 0 and "STOPPED" in stopped.stdout, stopped.stderr
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{database}")
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert runs and not [r for r in runs if r.info.status == "RUNNING"]
+    assert any(r.info.status == "KILLED" for r in runs)
+    import optuna
+
+    storage = f"sqlite:///{results / 'sweeps' / 'demo' / 'optuna.db'}"
+    for summary in optuna.get_all_study_summaries(storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        assert not [t for t in study.trials if t.state.name == "RUNNING"]
