@@ -183,14 +183,22 @@ def tracked_files(folder: Path) -> list[str] | None:
     return [name for name in names if (folder / name).is_file()]
 
 
-def stage_working_dir(folder: Path, staging: Path) -> tuple[int, int]:
-    """Copy what may be shipped from ``folder`` to ``staging``: (files, bytes)."""
+def shippable_files(folder: Path) -> list[str]:
+    """The tracked files of ``folder``; a folder outside git is refused."""
     files = tracked_files(folder)
     if files is None:
         raise UserInputError(
             f"{folder} is not a git checkout: adabert submit ships only tracked files "
             "(use `ray job submit --working-dir` to ship a folder as it is)"
         )
+    return files
+
+
+def stage_working_dir(
+    folder: Path, staging: Path, files: list[str] | None = None
+) -> tuple[int, int]:
+    """Copy what may be shipped from ``folder`` to ``staging``: (files, bytes)."""
+    files = shippable_files(folder) if files is None else files
     count = size = 0
     for relative in files:
         if _is_secret(relative):
@@ -251,16 +259,12 @@ def follow(client, job_id: str, out=None) -> str:
 def _submit_command(args: argparse.Namespace) -> int:
     working_dir = Path(args.working_dir).resolve()
     config = _config_in_working_dir(args.config, working_dir)
-    if tracked_files(working_dir) is None:
-        raise UserInputError(
-            f"{working_dir} is not a git checkout: adabert submit ships only tracked files "
-            "(use `ray job submit --working-dir` to ship a folder as it is)"
-        )
+    files = shippable_files(working_dir)  # before contacting the cluster
     client = connect(args.address)
     command = entrypoint(config, list(args.set), args.smoke_test, results_root_for(args))
     with tempfile.TemporaryDirectory(prefix="adabert-ship-") as staging:
-        files, size = stage_working_dir(working_dir, Path(staging))
-        print(f"shipping {files} tracked files, {size / 1e6:.1f} MB, from {working_dir}")
+        count, size = stage_working_dir(working_dir, Path(staging), files)
+        print(f"shipping {count} tracked files, {size / 1e6:.1f} MB, from {working_dir}")
         job_id = submit_job(client, command, working_dir=Path(staging), address=args.address)
     print(f"submitted job {job_id} to {args.address}: {command}")
     if args.no_wait:

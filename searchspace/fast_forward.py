@@ -99,11 +99,11 @@ def _apply_op(op: nn.Module, x: torch.Tensor, mask: torch.Tensor, cache: _MaskCa
 
 
 def _incoming(cell, target: int):
-    """(source, op name, op) of the edges into ``target`` that contribute (not ``zero``)."""
-    for source, t, op_name in cell.kept:
+    """(source, op) of the edges into ``target`` that contribute (not ``zero``)."""
+    for source, t, _ in cell.kept:
         op = cell.edges[edge_key(source, target)] if t == target else None
         if op is not None and not isinstance(op, Zero):
-            yield source, op_name, op
+            yield source, op
 
 
 def _softmax_floats(logits: torch.Tensor, cache: dict) -> list[float]:
@@ -205,7 +205,7 @@ def cell_forward(cell, s0, m0, s1, m1, cache: _MaskCache, weights: list[Coeffici
 
     for target in range(2, 2 + cell.nodes_per_cell):
         combo = _Combination()
-        for source, _, op in _incoming(cell, target):
+        for source, op in _incoming(cell, target):
             if isinstance(op, Identity):
                 combo.add(combos[source], 1.0)
             elif isinstance(op, AvgPool):

@@ -81,15 +81,14 @@ def _predict_command(args: argparse.Namespace) -> int:
 
     from orchestrator.progress import progress_bar
     from orchestrator.student.source import open_student
-    from orchestrator.tasks.data import read_text_columns, write_table
+    from orchestrator.tasks.data import FILE_FORMATS, read_text_columns, write_table
 
     if args.batch_size < 1:
         raise UserInputError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.output and not args.input:
         raise UserInputError("--output goes with --input")
-    if args.output and Path(args.output).suffix.lower() not in (".csv", ".tsv", ".jsonl", ".json",
-                                                                  ".parquet"):  # fmt: skip
-        raise UserInputError(f"--output {args.output}: use .csv, .tsv, .jsonl or .parquet")
+    if args.output and Path(args.output).suffix.lower() not in FILE_FORMATS:
+        raise UserInputError(f"--output {args.output}: use one of {', '.join(FILE_FORMATS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     opened = open_student(args.student, tracking_uri=args.tracking_uri)

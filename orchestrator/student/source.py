@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import UserInputError
+from orchestrator.method.run_folder import INCOMPLETE_SUFFIX
+from orchestrator.student.onnx_export import ONNX_FILE
 from searchspace.inference import TextClassifier
 from searchspace.package import (
+    TASK_FILE,
     TOKENIZER_DIR,
     PackageError,
     check_tokenizer,
@@ -23,7 +26,6 @@ from searchspace.package import (
 )
 
 MODEL_URI_SCHEMES = ("models:/", "runs:/", "mlflow-artifacts:/")
-ONNX_FILE = "model.onnx"
 
 
 @dataclass
@@ -35,7 +37,7 @@ class OpenedStudent:
 
 
 def is_onnx_export(folder: Path) -> bool:
-    return (folder / ONNX_FILE).is_file() and (folder / "task.json").is_file()
+    return (folder / ONNX_FILE).is_file() and (folder / TASK_FILE).is_file()
 
 
 def open_student(reference: str, *, tracking_uri: str | None = None) -> OpenedStudent:
@@ -61,7 +63,7 @@ def _open_folder(folder: Path, reference: str) -> OpenedStudent:
     from orchestrator.teacher.model import load_package_tokenizer
 
     try:
-        if folder.name.endswith(".incomplete"):
+        if folder.name.endswith(INCOMPLETE_SUFFIX):
             raise PackageError(f"{folder} is an incomplete run folder")
         if not folder.is_dir():
             raise PackageError(f"{reference} is a file, not a student package folder")
