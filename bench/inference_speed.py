@@ -26,7 +26,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator.student.onnx_export import SingleSentence, session  # noqa: E402
+from orchestrator.student.onnx_export import SingleSentence, export_graph, session  # noqa: E402
 from searchspace import DerivedStudent, Genotype, SupernetConfig  # noqa: E402
 from searchspace.package import load_student  # noqa: E402
 
@@ -62,11 +62,7 @@ def bench_student(package: str | None) -> tuple[DerivedStudent, str]:
 
 def onnx_runner(model: torch.nn.Module, inputs: tuple, names: list[str], folder: Path, threads):
     path = folder / f"{len(list(folder.iterdir()))}.onnx"
-    torch.onnx.export(
-        model, inputs, str(path), input_names=names, output_names=["logits"],
-        dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names}, opset_version=18,
-        dynamo=False,
-    )  # fmt: skip
+    export_graph(model, inputs, tuple(names), path)
     runner = session(path, threads=threads)
     return lambda feeds: runner.run(None, feeds)
 

@@ -64,6 +64,24 @@ def generated_inputs(
     return batches
 
 
+def export_graph(model: torch.nn.Module, sample: tuple, names: tuple[str, ...], path: Path):
+    """``model`` as an ONNX graph with dynamic batch and sequence axes. The legacy exporter:
+    the dynamo exporter fixed the sequence length here."""
+    # The exporter restores the model's training flag on every submodule: export in eval.
+    model.eval()
+    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    torch.onnx.export(
+        model,
+        sample,
+        str(path),
+        input_names=list(names),
+        output_names=["logits"],
+        dynamic_axes=axes | {"logits": {0: "batch"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+
+
 def session(model_path: Path, *, threads: int = 0):
     import onnxruntime
 
@@ -131,19 +149,10 @@ def _export_and_check(package, staging, student, examples, tolerance, seed) -> E
     sample = generated_inputs(
         examples=2, vocab_size=config.vocab_size, max_length=8, batch_size=2, seed=seed
     )[0]
-    names = PAIR_INPUTS if pair else SINGLE_INPUTS
-    axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    # The exporter restores the wrapper's training flag on every submodule: an eval wrapper.
-    torch.onnx.export(
-        student if pair else SingleSentence(student).eval(),
-        sample if pair else sample[:2],
-        str(staging / ONNX_FILE),
-        input_names=list(names),
-        output_names=["logits"],
-        dynamic_axes=axes | {"logits": {0: "batch"}},
-        opset_version=OPSET,
-        dynamo=False,
-    )
+    if pair:
+        export_graph(student, sample, PAIR_INPUTS, staging / ONNX_FILE)
+    else:
+        export_graph(SingleSentence(student), sample[:2], SINGLE_INPUTS, staging / ONNX_FILE)
     student.eval()
     for name in (TASK_FILE, GENOTYPE_FILE, CONFIG_FILE):
         shutil.copy2(package / name, staging / name)
