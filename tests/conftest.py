@@ -93,6 +93,11 @@ def ray_head():
         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard), "--num-cpus", "1",
         "--temp-dir", str(temp), "--disable-usage-stats", "--include-dashboard", "true",
     ]  # fmt: skip
+    # Ray fixes its agent and metrics ports by default; a sweep's Ray whose agents linger after
+    # its driver was killed would keep them, and this head's Jobs API would never get an agent.
+    for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+                 "--metrics-export-port", "--runtime-env-agent-port"):  # fmt: skip
+        command += [flag, str(_free_port())]
     # Its own process group: stopping it stops exactly the processes this test started.
     head = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
