@@ -72,6 +72,17 @@ class DataSection:
     max_train_samples: int | None = None
     max_dev_samples: int | None = None
     batch_size: int = 64
+    # The transfer set: the training set plus augmented copies the teacher labels once
+    # (orchestrator.tasks.augment). Unset = the recipe of the paper's headline figures
+    # ([A-PT]/TinyBERT: 20 copies for SST-2/QNLI, 30 for MRPC/CoLA/STS-B/RTE, 10 for MNLI/QQP;
+    # other tasks 20, or 30 for pairs); 0 = the training set alone (NAS-BERT's "no DA" rows).
+    augment_copies: int | None = None
+    # Word substitution by teacher-embedding neighbours: unset = 0.4 single sentences, 0.3 pairs
+    # ([A-PT]); masking and n-gram sampling from Tang et al. 2019; top-15 from TinyBERT.
+    augment_substitute_prob: float | None = None
+    augment_mask_prob: float = 0.1
+    augment_ngram_prob: float = 0.25
+    augment_neighbours: int = 15
 
     def __post_init__(self) -> None:
         _check(self.max_seq_length >= 8, "data.max_seq_length", self.max_seq_length, ">= 8")
@@ -79,6 +90,21 @@ class DataSection:
         for name in ("max_train_samples", "max_dev_samples"):
             value = getattr(self, name)
             _check(value is None or value >= 1, f"data.{name}", value, ">= 1 or unset")
+        copies = self.augment_copies
+        _check(copies is None or copies >= 0, "data.augment_copies", copies, ">= 0 or unset")
+        for name in ("augment_substitute_prob", "augment_mask_prob", "augment_ngram_prob"):
+            value = getattr(self, name)
+            _check(value is None or 0 <= value <= 1, f"data.{name}", value, "in [0, 1]")
+        substitute = self.augment_substitute_prob or 0.0
+        _check(
+            self.augment_mask_prob + substitute <= 1,
+            "data.augment_mask_prob + data.augment_substitute_prob",
+            self.augment_mask_prob + substitute,
+            "<= 1",
+        )
+        _check(
+            self.augment_neighbours >= 1, "data.augment_neighbours", self.augment_neighbours, ">= 1"
+        )
 
 
 @dataclass(frozen=True)
@@ -109,6 +135,17 @@ class SearchSection:
     # depth or op trained first (the embedding-only head learns fastest) wins because it is
     # sampled, hence trained, most. 0 reproduces the authors' joint optimisation from step one.
     arch_warmup_fraction: float = 0.2
+    # Collapse guards against parameter-free ops (pooling, identity, zero) winning the search.
+    # P-DARTS (Chen et al. 2019) keeps at most M = 2 skips at derive time; here the cap covers
+    # every parameter-free op of the derived cell, the excess ones take their best
+    # parametrised op. None = no cap (AdaBERT's sources).
+    max_param_free_edges: int | None = 2
+    # Ours: β ramps linearly from 0 once α starts learning, reaching the full β after this
+    # share of the search steps ("warm up with β ramped from 0"). 0 = full β from the start.
+    efficiency_ramp_fraction: float = 0.0
+    # P-DARTS's operation-level dropout on skips, ours on every parameter-free op: during the
+    # search each such op's output is dropped per example with this probability. 0 = off.
+    param_free_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, "search.epochs", self.epochs, ">= 1")
@@ -134,6 +171,15 @@ class SearchSection:
             self.arch_warmup_fraction,
             "in [0, 1)",
         )
+        _check(
+            self.max_param_free_edges is None or self.max_param_free_edges >= 0,
+            "search.max_param_free_edges",
+            self.max_param_free_edges,
+            ">= 0 or unset",
+        )
+        for name in ("efficiency_ramp_fraction", "param_free_dropout"):
+            value = getattr(self, name)
+            _check(0.0 <= value < 1.0, f"search.{name}", value, "in [0, 1)")
 
 
 @dataclass(frozen=True)

@@ -26,17 +26,20 @@ from orchestrator.method.latency import compare_latency
 from orchestrator.method.retrain import RetrainPhase
 from orchestrator.method.search import SearchPhase
 from orchestrator.progress import EpochCallback, EpochReport
+from orchestrator.tasks.augment import AugmentSettings, default_copies, default_substitute_prob
 from orchestrator.tasks.batches import STUDENT_COLUMNS, DistillationSet, batch_loader
 from orchestrator.tasks.data import (
     data_fingerprint,
     load_task_data,
     progress_bars,
+    rows_like,
+    text_columns,
     tokenize_for_distillation,
 )
 from orchestrator.tasks.evaluation import constant_check, logits_to_predictions, predict
 from orchestrator.tasks.metrics import compute_metrics, primary_metric
 from orchestrator.tasks.registry import TaskSpec, custom_task, get_task
-from orchestrator.teacher.knowledge import prepare_teacher_knowledge
+from orchestrator.teacher.knowledge import Augmentation, prepare_teacher_knowledge
 from orchestrator.teacher.model import (
     TEACHER_COLUMNS,
     load_teacher,
@@ -72,6 +75,8 @@ class PreparedTask:
     data_fingerprint: str = ""
     probe_metrics: dict[str, float] = field(default_factory=dict)
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    train_examples: int = 0  # the training set's rows; the transfer set adds the augmented ones
+    augmented_examples: int = 0
 
     @property
     def teacher_embedding_size(self) -> int:
@@ -180,15 +185,21 @@ def _prepare_task(cfg: RunConfig, *, on_progress: EpochCallback | None, progress
     teacher_reference = resolve_teacher_reference(cfg.teacher.name_or_path)
     data = load_run_data(cfg, task)
     tokenizer = load_tokenizer(teacher_reference)
-    tokenized = {
-        split: tokenize_for_distillation(
-            data[split], tokenizer, max_seq_length=cfg.data.max_seq_length, is_pair=task.is_pair
-        )
-        for split in ("train", "validation")
-    }
     all_columns = (*TEACHER_COLUMNS, *STUDENT_COLUMNS, "labels")
-    train_columns = _columns(tokenized["train"], all_columns)
-    dev_columns = _columns(tokenized["validation"], all_columns)
+
+    def tokenize(dataset) -> dict[str, torch.Tensor]:
+        encoded = tokenize_for_distillation(
+            dataset, tokenizer, max_seq_length=cfg.data.max_seq_length, is_pair=task.is_pair
+        )
+        return _columns(encoded, all_columns)
+
+    train_columns = tokenize(data["train"])
+    dev_columns = tokenize(data["validation"])
+    augmentation = Augmentation(
+        augment_settings(cfg, task),
+        text_columns(data["train"]),
+        lambda texts: tokenize(rows_like(texts, data["train"])),
+    )
     fingerprints = {split: data_fingerprint(data[split]) for split in data}
     data_seconds = time.perf_counter() - started
     knowledge = prepare_teacher_knowledge(
@@ -202,17 +213,24 @@ def _prepare_task(cfg: RunConfig, *, on_progress: EpochCallback | None, progress
         settings=cfg.teacher,
         cache_root=Path(cfg.run.cache_dir),
         seed=cfg.run.seed,
+        augmentation=augmentation,
         on_progress=on_progress,
         progress=progress,
     )
+    train_logits, train_probes = knowledge.train.logits, knowledge.train.probe_logits
+    augmented_rows = 0
+    if knowledge.augmented is not None:
+        extra = augmentation.tokenize(knowledge.augmented.texts)
+        augmented_rows = len(extra["labels"])
+        train_columns = {k: torch.cat([train_columns[k], extra[k]]) for k in train_columns}
+        train_logits = torch.cat([train_logits, knowledge.augmented.knowledge.logits])
+        train_probes = torch.cat([train_probes, knowledge.augmented.knowledge.probe_logits])
     predictions = logits_to_predictions(task, knowledge.dev.logits.numpy())
     teacher_metrics = compute_metrics(task, predictions, dev_columns["labels"].numpy())
     return PreparedTask(
         task=task,
         primary_metric=f"dev/{primary_metric(task)}",
-        train=DistillationSet.join(
-            train_columns, knowledge.train.probe_logits, knowledge.train.logits
-        ),
+        train=DistillationSet.join(train_columns, train_probes, train_logits),
         dev=DistillationSet.join(dev_columns, knowledge.dev.probe_logits, knowledge.dev.logits),
         vocab_size=len(tokenizer),
         teacher_dir=knowledge.teacher_dir,
@@ -223,10 +241,27 @@ def _prepare_task(cfg: RunConfig, *, on_progress: EpochCallback | None, progress
         cache_hit=knowledge.cache_hit,
         data_fingerprint=f"{fingerprints['train']}-{fingerprints['validation']}",
         probe_metrics=dict(knowledge.meta.get("probe_metrics", {})),
+        train_examples=len(data["train"]),
+        augmented_examples=augmented_rows,
         phase_seconds={
             "data": data_seconds,
             "teacher": time.perf_counter() - started - data_seconds,
         },
+    )
+
+
+def augment_settings(cfg: RunConfig, task: TaskSpec) -> AugmentSettings:
+    """The task's augmentation with every unset field resolved to its recipe default."""
+    data = cfg.data
+    copies = data.augment_copies
+    substitute = data.augment_substitute_prob
+    return AugmentSettings(
+        copies=default_copies(task.name, task.is_pair) if copies is None else copies,
+        substitute_prob=default_substitute_prob(task.is_pair) if substitute is None else substitute,
+        mask_prob=data.augment_mask_prob,
+        ngram_prob=data.augment_ngram_prob,
+        neighbours=data.augment_neighbours,
+        seed=cfg.run.seed,
     )
 
 

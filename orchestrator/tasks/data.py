@@ -488,6 +488,21 @@ def tokenize_for_distillation(
     return dataset.map(encode, batched=True, remove_columns=dataset.column_names, features=features)
 
 
+def text_columns(dataset: Dataset) -> dict[str, list]:
+    """The canonical text and label columns as lists (the augmenter's input)."""
+    names = [n for n in ("text_a", "text_b", "label") if n in dataset.column_names]
+    return {name: dataset[name] for name in names}
+
+
+def rows_like(columns: dict[str, list], like: Dataset) -> Dataset:
+    """A dataset of ``columns`` with the canonical columns and features of ``like``."""
+    names = [n for n in ("text_a", "text_b", "label") if n in like.column_names]
+    return Dataset.from_dict(
+        {name: columns[name] for name in names},
+        features=Features({name: like.features[name] for name in names}),
+    )
+
+
 def data_fingerprint(dataset: Dataset) -> str:
     """A content hash of the text and label columns: equal content, equal hash, in any process.
 

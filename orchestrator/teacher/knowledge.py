@@ -3,8 +3,10 @@
 A cache entry is a folder keyed by teacher, task, data fingerprints, sequence length and every
 setting that changes the result. It holds the fine-tuned teacher (an ordinary HF folder), the
 probes and embedding tables (safetensors), and per split one Parquet file of teacher logits
-and probe logits, row i belonging to example i of the tokenised split. Entries are written under
-a temporary name and renamed when complete, so a reader never sees half an entry.
+and probe logits, row i belonging to example i of the tokenised split, and, when the task is
+augmented, ``augmented.parquet``: the augmented texts with their teacher and probe logits (the
+transfer set is the training set plus these rows). Entries are written under a temporary name and
+renamed when complete, so a reader never sees half an entry.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from orchestrator.config import TeacherSection
 from orchestrator.progress import EpochCallback, EpochReport, progress_bar
+from orchestrator.tasks.augment import Augmenter, AugmentSettings, vocabulary_words
 from orchestrator.tasks.registry import TaskSpec
 from orchestrator.teacher.model import (
     TEACHER_COLUMNS,
@@ -37,9 +41,12 @@ from orchestrator.teacher.model import (
     teacher_forward,
     trim_padding,
 )
+from orchestrator.teacher.neighbours import embedding_neighbours, tokenizer_lowercases
 from orchestrator.teacher.probes import pool_layer_features, probe_logits, train_probes
 
-CACHE_FORMAT = 1
+# 2: length-sorted teacher batches (fine-tuning batches differ from format 1's), augmentation.
+CACHE_FORMAT = 2
+TEXT_COLUMNS = ("text_a", "text_b", "label", "source")
 __all__ = ["count_teacher_forwards", "prepare_teacher_knowledge", "TeacherKnowledge"]
 
 
@@ -47,6 +54,12 @@ __all__ = ["count_teacher_forwards", "prepare_teacher_knowledge", "TeacherKnowle
 class SplitKnowledge:
     logits: torch.Tensor  # (N, C): the fine-tuned teacher's outputs
     probe_logits: torch.Tensor  # (N, M + 1, C): column 0 = embedding-layer probe
+
+
+@dataclass
+class AugmentedKnowledge:
+    texts: dict[str, list]  # text_a (text_b), label, source: the row each copy came from
+    knowledge: SplitKnowledge
 
 
 @dataclass
@@ -60,6 +73,33 @@ class TeacherKnowledge:
     position_embeddings: torch.Tensor | None
     cache_hit: bool
     meta: dict = field(default_factory=dict)
+    augmented: AugmentedKnowledge | None = None
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """How to grow the transfer set: the settings, the training texts (``text_a``, ``text_b``
+    for pairs, ``label``) and how to tokenise augmented texts into the split's columns."""
+
+    settings: AugmentSettings
+    train_texts: dict[str, list]
+    tokenize: Callable[[dict[str, list]], dict[str, torch.Tensor]]
+
+    def augment(self, model, tokenizer) -> dict[str, list]:
+        texts = self.train_texts
+        lowercase = tokenizer_lowercases(tokenizer)
+        words = vocabulary_words([*texts["text_a"], *texts.get("text_b", [])], lowercase=lowercase)
+        table = model.get_input_embeddings().weight.detach()
+        neighbours = embedding_neighbours(
+            table, tokenizer.get_vocab(), words, k=self.settings.neighbours
+        )
+        augmenter = Augmenter(
+            self.settings,
+            neighbours,
+            mask_token=tokenizer.mask_token or tokenizer.unk_token,
+            lowercase=lowercase,
+        )
+        return augmenter.augment(texts["text_a"], texts.get("text_b"), texts["label"])
 
 
 def _teacher_identity(reference: str) -> dict:
@@ -81,6 +121,7 @@ def cache_key(
     max_seq_length: int,
     settings: TeacherSection,
     seed: int,
+    augment: AugmentSettings | None = None,
 ) -> str:
     identity = {
         "format": CACHE_FORMAT,
@@ -90,6 +131,7 @@ def cache_key(
         "max_seq_length": max_seq_length,
         "settings": dataclasses.asdict(settings),
         "seed": seed,
+        "augment": dataclasses.asdict(augment) if augment and augment.copies else None,
     }
     blob = json.dumps(identity, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:20]
@@ -99,22 +141,31 @@ def cache_key(
 def teacher_outputs(
     model, columns: dict[str, torch.Tensor], *, batch_size: int = 64, progress: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One teacher pass over a split: logits (N, C) and pooled layer features (N, M + 1, H)."""
+    """One teacher pass over a split: logits (N, C) and pooled layer features (N, M + 1, H).
+
+    Batches hold examples of similar length (sorted by length, cut to the longest of each
+    batch), so short examples pay for no padding; rows come back in the split's order."""
     model.eval()
     logits, features = [], []
-    starts = range(0, len(columns["input_ids"]), batch_size)
+    order = columns["attention_mask"].sum(dim=1).argsort(stable=True)
+    starts = range(0, len(order), batch_size)
     for start in progress_bar(starts, desc="teacher pass", total=len(starts), enabled=progress):
-        batch = trim_padding({k: columns[k][start : start + batch_size] for k in TEACHER_COLUMNS})
+        index = order[start : start + batch_size]
+        batch = trim_padding({k: columns[k][index] for k in TEACHER_COLUMNS})
         output = teacher_forward(model, batch, output_hidden_states=True)
         logits.append(output.logits.float())
         features.append(pool_layer_features(output.hidden_states, batch["attention_mask"]))
-    return torch.cat(logits), torch.cat(features)
+    restore = order.argsort()
+    return torch.cat(logits)[restore], torch.cat(features)[restore]
 
 
-def _write_split(path: Path, knowledge: SplitKnowledge, key: str) -> None:
+def _write_split(
+    path: Path, knowledge: SplitKnowledge, key: str, texts: dict[str, list] | None = None
+) -> None:
     n, layers, labels = knowledge.probe_logits.shape
     table = pa.table(
         {
+            **(texts or {}),
             "logits": pa.FixedSizeListArray.from_arrays(
                 pa.array(knowledge.logits.numpy().reshape(-1)), labels
             ),
@@ -128,7 +179,20 @@ def _write_split(path: Path, knowledge: SplitKnowledge, key: str) -> None:
 
 
 def _read_split(path: Path) -> SplitKnowledge:
+    return _split_from_table(pq.read_table(path))
+
+
+def _read_augmented(path: Path) -> AugmentedKnowledge | None:
+    if not path.is_file():
+        return None
     table = pq.read_table(path)
+    texts = {
+        name: table.column(name).to_pylist() for name in TEXT_COLUMNS if name in table.schema.names
+    }
+    return AugmentedKnowledge(texts, _split_from_table(table))
+
+
+def _split_from_table(table: pa.Table) -> SplitKnowledge:
     meta = json.loads(table.schema.metadata[b"adabert"])
     n, layers = meta["rows"], meta["layers"]
 
@@ -154,6 +218,7 @@ def _read_entry(entry: Path) -> TeacherKnowledge:
         position_embeddings=tables.get("position"),
         cache_hit=True,
         meta=meta,
+        augmented=_read_augmented(entry / "augmented.parquet"),
     )
 
 
@@ -181,10 +246,12 @@ def compute_knowledge(
     settings: TeacherSection,
     seed: int,
     staging: Path,
+    augmentation: Augmentation | None = None,
     on_progress: EpochCallback | None = None,
     progress: bool = True,
 ) -> dict:
-    """Cache miss: fine-tune (unless already fine-tuned), train probes, write the entry files."""
+    """Cache miss: fine-tune (unless already fine-tuned), train probes, label the augmented
+    copies of the training set, write the entry files."""
     torch.manual_seed(seed)
     model = load_teacher(reference, task=task, fine_tuned=settings.fine_tuned)
     check_teacher_fits(model, tokenizer, reference=reference, max_seq_length=max_seq_length)
@@ -233,7 +300,24 @@ def compute_knowledge(
     )
     for name, split in (("train", train), ("dev", dev)):
         _write_split(staging / f"{name}.parquet", split, staging.name)
+    augmented_rows, augment_seconds = 0, 0.0
+    if augmentation is not None and augmentation.settings.copies:
+        started = time.perf_counter()
+        texts = augmentation.augment(model, tokenizer)
+        augmented_rows = len(texts["label"])
+        if augmented_rows:
+            columns = augmentation.tokenize(texts)
+            logits, features = teacher_outputs(model, columns, progress=progress)
+            _write_split(
+                staging / "augmented.parquet",
+                SplitKnowledge(logits, probe_logits(probes, features)),
+                staging.name,
+                texts,
+            )
+        augment_seconds = time.perf_counter() - started
     return {
+        "augmented_rows": augmented_rows,
+        "augment_seconds": augment_seconds,
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "num_layers": int(train.probe_logits.shape[1] - 1),
         "teacher_saved": (staging / "teacher").is_dir(),
@@ -266,6 +350,7 @@ def prepare_teacher_knowledge(
     settings: TeacherSection,
     cache_root: Path,
     seed: int,
+    augmentation: Augmentation | None = None,
     on_progress: EpochCallback | None = None,
     progress: bool = True,
 ) -> TeacherKnowledge:
@@ -277,6 +362,7 @@ def prepare_teacher_knowledge(
         max_seq_length=max_seq_length,
         settings=settings,
         seed=seed,
+        augment=augmentation.settings if augmentation else None,
     )
     entry = Path(cache_root).resolve() / f"{task.name}-{key}"
     if (entry / "meta.json").is_file():
@@ -296,6 +382,7 @@ def prepare_teacher_knowledge(
             settings=settings,
             seed=seed,
             staging=staging,
+            augmentation=augmentation,
             on_progress=on_progress,
             progress=progress,
         )

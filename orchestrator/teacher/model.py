@@ -251,6 +251,23 @@ def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: (v[:, :length] if k in TEACHER_COLUMNS else v) for k, v in batch.items()}
 
 
+def length_bucketed_order(
+    lengths: torch.Tensor, batch_size: int, generator: torch.Generator, *, bucket_batches: int = 50
+) -> torch.Tensor:
+    """A random order in which each run of ``batch_size`` rows has similar lengths: shuffle,
+    sort within buckets of ``bucket_batches`` batches, then shuffle the batches. Batches are cut
+    to their longest row, so this saves the padding at the cost of a little randomness."""
+    order = torch.randperm(len(lengths), generator=generator)
+    bucket = batch_size * bucket_batches
+    batches = []
+    for start in range(0, len(order), bucket):
+        chunk = order[start : start + bucket]
+        chunk = chunk[lengths[chunk].argsort(stable=True)]
+        batches.extend(chunk.split(batch_size))
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return torch.cat([batches[i] for i in shuffled]) if batches else order
+
+
 def _batches(columns: dict[str, torch.Tensor], batch_size: int, order: torch.Tensor):
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
@@ -296,7 +313,9 @@ def fine_tune(
     while step < total_steps:
         epoch += 1
         model.train()
-        order = torch.randperm(n, generator=generator)
+        order = length_bucketed_order(
+            train["attention_mask"].sum(dim=1), settings.batch_size, generator
+        )
         steps_left = total_steps - step
         batches = list(_batches(train, settings.batch_size, order))[:steps_left]
         losses = []

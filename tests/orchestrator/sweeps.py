@@ -41,6 +41,7 @@ probe_epochs = 1
 [base.data]
 max_seq_length = 24
 batch_size = 16
+augment_copies = 0
 
 [base.supernet]
 hidden_size = 16

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.slow  # every test trains (about 25 s together)
 TINY = [
     "data.max_seq_length=16",
     "data.batch_size=16",
+    "data.augment_copies=0",
     "teacher.epochs=1",
     "teacher.batch_size=16",
     "teacher.probe_epochs=1",
@@ -176,3 +177,31 @@ def test_alternating_search_uses_both_halves_and_learns_alpha(setup):
     assert len(history) == 2 and all(h["arch/learning"] == 1.0 for h in history)
     uniform = TrialRunner(alternating, prepared).search._epoch_metrics({}, 1, result.genotype, 1.0)
     assert history[-1]["arch/entropy"] != uniform["arch/entropy"]  # α moved
+
+
+def test_transfer_set_is_the_training_set_plus_teacher_labelled_copies(setup, tmp_path):
+    """The augmented rows join the training split (the teacher's logits for each, from the
+    fine-tuned teacher), the entry holds them, and a second prepare reads the same rows."""
+    _, plain, overrides = setup
+    augmented_overrides = [*overrides, "data.augment_copies=2", f'run.cache_dir="{tmp_path}"']
+    cfg = load_config(None, augmented_overrides)
+    prepared = prepare_task(cfg)
+    n = plain.train_examples
+    assert prepared.train_examples == n and len(plain.train) == n
+    assert 0 < prepared.augmented_examples <= 2 * n
+    assert len(prepared.train) == n + prepared.augmented_examples
+    # The original rows, their labels and logits are unchanged; the copies carry their source's
+    # label and their own teacher logits.
+    assert torch.equal(prepared.train.input_ids_a[:n], plain.train.input_ids_a)
+    assert torch.allclose(prepared.train.teacher_logits[:n], plain.train.teacher_logits)
+    entries = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert len(entries) == 1 and (entries[0] / "augmented.parquet").is_file()
+    from orchestrator.teacher.knowledge import _read_augmented
+
+    texts = _read_augmented(entries[0] / "augmented.parquet").texts
+    sources = torch.tensor(texts["source"])
+    assert torch.equal(prepared.train.labels[n:], plain.train.labels[sources])
+    again = prepare_task(cfg)
+    assert again.cache_hit and len(again.train) == len(prepared.train)
+    assert torch.equal(again.train.input_ids_b, prepared.train.input_ids_b)
+    assert torch.equal(again.train.teacher_probe_logits, prepared.train.teacher_probe_logits)

@@ -14,6 +14,7 @@ from orchestrator.method.run_folder import INCOMPLETE_SUFFIX, load_student
 TINY = [
     "data.max_seq_length=16",
     "data.batch_size=16",
+    "data.augment_copies=0",
     "teacher.epochs=1",
     "teacher.batch_size=16",
     "teacher.probe_epochs=1",
