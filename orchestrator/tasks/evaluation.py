@@ -37,13 +37,18 @@ def evaluate(
     return {f"{prefix}/{name}": float(value) for name, value in metrics.items()}
 
 
+ALMOST_ONE_CLASS = 0.98
+
+
 def constant_check(task: TaskSpec, logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Is the model any better than a constant? A student that predicts one class, or scores
-    no higher than the best constant prediction of the dev set, learnt nothing worth shipping.
+    """Is the model any better than a constant? A student that predicts one class for (almost)
+    every example, or scores no higher than the best constant prediction of the dev set, learnt
+    nothing worth shipping.
 
     Returns ``dev/majority_share`` (share of the most predicted class; for regression 1.0 when
     the predictions do not vary), ``dev/constant_baseline`` (the task's primary metric of the
-    best constant prediction; 0.0 for correlations) and ``degenerate`` (1.0 or 0.0).
+    best constant prediction; 0.0 for correlations) and ``degenerate`` (1.0 or 0.0). "Almost
+    every" is ``ALMOST_ONE_CLASS`` of the predictions, unless the gold labels are that skewed too.
     """
     predictions = logits_to_predictions(task, logits)
     metric = task.primary_metric
@@ -51,13 +56,18 @@ def constant_check(task: TaskSpec, logits: np.ndarray, labels: np.ndarray) -> di
     if task.is_regression:
         share = 1.0 if float(np.ptp(predictions)) < 1e-6 else 0.0
         baseline = 0.0
+        one_class = share >= 1.0
     else:
-        share = float(np.bincount(predictions, minlength=task.num_labels).max() / len(predictions))
+        counts = np.bincount(predictions, minlength=task.num_labels)
+        share = float(counts.max() / len(predictions))
+        gold = np.bincount(labels.astype(int), minlength=task.num_labels)
+        gold_share = float(gold.max() / len(labels))
+        one_class = share >= 1.0 or (share >= ALMOST_ONE_CLASS > gold_share)
         baseline = max(
             compute_metrics(task, np.full(len(labels), label), labels)[metric]
             for label in range(task.num_labels)
         )
-    degenerate = share >= 1.0 or score <= baseline + 1e-9
+    degenerate = one_class or score <= baseline + 1e-9
     return {
         "dev/majority_share": share,
         "dev/constant_baseline": float(baseline),

@@ -248,3 +248,18 @@ def test_constant_check_on_regression_looks_at_the_spread():
     assert flat["dev/majority_share"] == 1.0 and flat["degenerate"] == 1.0
     tracking = constant_check(stsb, labels.reshape(-1, 1) * 0.9, labels)
     assert tracking["degenerate"] == 0.0 and tracking["dev/constant_baseline"] == 0.0
+
+
+def test_constant_check_flags_almost_one_class_unless_the_gold_labels_are_as_skewed():
+    from orchestrator.tasks.evaluation import ALMOST_ONE_CLASS, constant_check
+
+    sst2 = get_task("sst2")
+    n = 100
+    labels = np.array([0, 1] * (n // 2))
+    # 99 of 100 predicted positive, one correct negative: accuracy 0.51 beats the constant 0.50.
+    almost = constant_check(sst2, _logits([0] + [1] * (n - 1)), labels)
+    assert almost["dev/majority_share"] == 0.99 >= ALMOST_ONE_CLASS
+    assert almost["degenerate"] == 1.0
+    skewed = np.array([1] * 99 + [0])  # gold labels just as skewed: predicting them is right
+    fine = constant_check(sst2, _logits([1] * 99 + [0]), skewed)
+    assert fine["degenerate"] == 0.0
