@@ -1,5 +1,6 @@
 """Baselines of the GLUE benchmark: the step budget they share with the searched student, a
-random genotype of similar cost and a BERT-style student of similar size (see run_bench.py)."""
+random genotype of similar cost and a BERT-style student of similar batch-1 latency (see
+run_bench.py; the floors are in bench_floors.py, the latency match in bench_bert_pick.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 from typing import Any
 
 import torch
+from bench_bert_pick import BertShape, bert_config, candidate_shapes, latency_matched_shape
 
 from orchestrator.config import (
     RetrainSection,
@@ -26,7 +28,7 @@ from orchestrator.method.pipeline import (
 from orchestrator.method.retrain import RetrainResult, run_retrain
 from orchestrator.progress import EpochCallback, EpochReport
 from orchestrator.tasks.batches import DistillationSet, batch_loader
-from orchestrator.tasks.data import progress_bars, tokenize_for_distillation
+from orchestrator.tasks.data import progress_bars, tokenize_for_distillation, with_rows
 from orchestrator.teacher.model import TEACHER_COLUMNS, load_tokenizer
 from searchspace.config import SupernetConfig
 from searchspace.costs import genotype_cost
@@ -134,40 +136,24 @@ class JointEncodingStudent(torch.nn.Module):
         ).logits
 
 
-def bert_style_student(
-    config: SupernetConfig,
-    *,
-    target_params: int,
-    max_positions: int,
-    heads: int,
-    max_layers: int,
-    tables,
-):
-    """BertForSequenceClassification at the cells' width (4x FFN), with the layer count whose
-    parameter count is closest to ``target_params``; word and position embeddings initialised
-    from the PCA-projected teacher tables, everything else BERT's random init."""
-    from transformers import BertConfig, BertForSequenceClassification
+def bert_style_student(config: SupernetConfig, shape: BertShape, *, max_positions: int, tables):
+    """BertForSequenceClassification of ``shape`` (4x FFN); word and position embeddings
+    initialised from the teacher tables PCA-projected to its width (the searched supernet's
+    start when the width is the cells'), everything else BERT's random init."""
+    from transformers import BertForSequenceClassification
 
-    candidates = []
-    for layers in range(1, max_layers + 1):
-        bert_config = BertConfig(
-            vocab_size=config.vocab_size,
-            hidden_size=config.hidden_size,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            intermediate_size=4 * config.hidden_size,
-            max_position_embeddings=max_positions,
-            num_labels=config.num_labels,
-        )
-        with torch.device("meta"):
-            params = BertForSequenceClassification(bert_config).num_parameters()
-        candidates.append((abs(params - target_params), layers, bert_config))
-    _, _, bert_config = min(candidates, key=lambda item: item[:2])
-    model = BertForSequenceClassification(bert_config)
-    word, position = projected_tables(config, tables)
+    bert = bert_config(
+        shape,
+        vocab_size=config.vocab_size,
+        max_positions=max_positions,
+        num_labels=config.num_labels,
+    )
+    model = BertForSequenceClassification(bert)
+    # The projection is fitted at the transformer's width, not the cells'.
+    word, position = projected_tables(dataclasses.replace(config, hidden_size=shape.width), tables)
     embeddings = model.bert.embeddings
     with torch.no_grad():
-        embeddings.word_embeddings.weight.copy_(word[: bert_config.vocab_size])
+        embeddings.word_embeddings.weight.copy_(word[: bert.vocab_size])
         if tables[1] is not None:
             embeddings.position_embeddings.weight.copy_(position[:max_positions])
     return model
@@ -182,10 +168,13 @@ def joint_encoding_datasets(
     checked against the student columns and labels ``prepared`` holds."""
     data = load_run_data(cfg, prepared.task)
     tokenizer = load_tokenizer(prepared.teacher_dir)
-    datasets = []
+    encoded = []
     for split, knowledge in (("train", prepared.train), ("validation", prepared.dev)):
+        rows = data[split]
+        if split == "train" and prepared.augmented_texts:
+            rows = with_rows(rows, prepared.augmented_texts)
         tokenized = tokenize_for_distillation(
-            data[split],
+            rows,
             tokenizer,
             max_seq_length=cfg.data.max_seq_length,
             is_pair=prepared.task.is_pair,
@@ -199,7 +188,7 @@ def joint_encoding_datasets(
         )
         if not aligned:
             raise RuntimeError(f"re-tokenised {split} rows do not match the prepared task's")
-        datasets.append(
+        encoded.append(
             # The joint encoding rides in the student slots: (ids, mask, token types, mask).
             DistillationSet(
                 input_ids_a=columns["input_ids"],
@@ -211,7 +200,7 @@ def joint_encoding_datasets(
                 teacher_logits=knowledge.teacher_logits,
             )
         )
-    return datasets[0], datasets[1]
+    return encoded[0], encoded[1]
 
 
 def train_baseline(
@@ -302,7 +291,7 @@ def random_baseline(cfg, prepared, result: TrialResult, config, options, budget,
     )
     return {
         "model": student,
-        "metrics": _strip_prefix(trained.dev_metrics),
+        "metrics": strip_prefix(trained.dev_metrics),
         "params": student.num_parameters(),
         "flops": student.flops(cfg.run.latency_seq_length),
         "genotype": genotype.to_dict(),
@@ -319,14 +308,20 @@ def random_baseline(cfg, prepared, result: TrialResult, config, options, budget,
 def bert_baseline(cfg, prepared, result: TrialResult, config, options, budget, reporter):
     with progress_bars(cfg.run.progress_bar):
         train, dev = joint_encoding_datasets(cfg, prepared)
-    seed_everything(cfg.run.seed)
+    max_positions = max(cfg.data.max_seq_length, cfg.run.latency_seq_length)
+    shape, choice = latency_matched_shape(
+        result.student,
+        candidate_shapes(options["bert_layers"], options["bert_widths"], options["bert_heads"]),
+        vocab_size=config.vocab_size,
+        input_vocab=min(prepared.vocab_size, config.vocab_size),
+        max_positions=max_positions,
+        num_labels=config.num_labels,
+        seq_len=cfg.run.latency_seq_length,
+        repeats=cfg.run.latency_repeats,
+    )
+    seed_everything(cfg.run.seed)  # after the timing: its random models must not shift the init
     model = bert_style_student(
-        config,
-        target_params=result.student.num_parameters(),
-        max_positions=max(cfg.data.max_seq_length, cfg.run.latency_seq_length),
-        heads=int(options["bert_heads"]),
-        max_layers=int(options["bert_max_layers"]),
-        tables=teacher_tables(prepared, config),
+        config, shape, max_positions=max_positions, tables=teacher_tables(prepared, config)
     )
     learning_rate = options["bert_learning_rate"] or cfg.retrain.learning_rate
     retrain_cfg = budget_retrain(
@@ -342,21 +337,23 @@ def bert_baseline(cfg, prepared, result: TrialResult, config, options, budget, r
         name="bert-style",
         reporter=reporter,
     )
-    shape = model.config
+    arch = model.config
     return {
         "model": model,
-        "metrics": _strip_prefix(trained.dev_metrics),
+        "metrics": strip_prefix(trained.dev_metrics),
         "params": count_params(model),
         "architecture": {
-            "hidden_size": shape.hidden_size,
-            "num_hidden_layers": shape.num_hidden_layers,
-            "num_attention_heads": shape.num_attention_heads,
-            "intermediate_size": shape.intermediate_size,
-            "max_position_embeddings": shape.max_position_embeddings,
-            "vocab_size": shape.vocab_size,
+            "hidden_size": arch.hidden_size,
+            "num_hidden_layers": arch.num_hidden_layers,
+            "num_attention_heads": arch.num_attention_heads,
+            "intermediate_size": arch.intermediate_size,
+            "max_position_embeddings": arch.max_position_embeddings,
+            "vocab_size": arch.vocab_size,
         },
-        "embedding_init": "teacher word + position tables, PCA-projected to the width "
-        "(as the searched supernet starts); token types, layers, pooler, head: BERT random init",
+        "choice": choice,
+        "embedding_init": "teacher word + position tables, PCA-projected to its width "
+        "(as the searched supernet starts at the cells' width); token types, layers, pooler, "
+        "head: BERT random init",
         "input": "teacher's joint pair encoding ([CLS] a [SEP] b [SEP], token types)",
         "steps": retrain_steps(retrain_cfg, len(prepared.train), cfg.data.batch_size),
         "retrain": dataclasses.asdict(retrain_cfg),
@@ -365,5 +362,5 @@ def bert_baseline(cfg, prepared, result: TrialResult, config, options, budget, r
     }
 
 
-def _strip_prefix(metrics: dict[str, float]) -> dict[str, float]:
+def strip_prefix(metrics: dict[str, float]) -> dict[str, float]:
     return {k.split("/", 1)[1]: v for k, v in metrics.items()}

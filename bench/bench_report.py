@@ -1,13 +1,19 @@
-"""The GLUE benchmark's report: bench.md (Markdown tables) and bench.json."""
+"""The GLUE benchmark's report: bench.md (Markdown tables) and bench.json; on the command line,
+``--summary DIR`` writes DIR/summary.json from every DIR/<task>/bench.json (bench_summary.py).
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from bench_summary import mean_std, write_summary
 
 # The issue's targets (a benchmark reports against them; nothing fails when they are missed).
 RETENTION_TARGET = {"sst2": 0.97, "mrpc": 0.97}
@@ -61,28 +67,40 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Results",
         "",
-        "Dev-set primary metric. Retention = searched student / teacher. Baselines are trained "
-        "with the same KD loss for the same number of optimizer steps as the searched student. "
+        "Dev-set primary metric. Searched = mean ± population std over the search seeds (the "
+        "first seed's student alone when one seed ran); retention = that mean / teacher. "
+        "Majority = always predicting the training set's most frequent class. Baselines are "
+        "trained with the same KD loss for the same number of optimizer steps as the searched "
+        "student (the first seed's). "
         "Params, FLOPs and speedups are the searched student's; FLOPs per example at sequence "
         "length 128; speedups are latency ratios from one interleaved run (batch 1 and 32, "
         f"seq 128, {report['headline_threads']}); size ratios are exact parameter-count "
         "ratios.",
         "",
-        "| task | train / dev examples | metric | teacher | searched | retention | "
-        "random genotype | BERT-style | params (M) | FLOPs/ex (M) | size vs teacher | "
-        "size vs BERT-base | b1 vs teacher | b32 vs teacher | b1 vs BERT-base | "
-        "b32 vs BERT-base |",
+        "| task | train / dev examples | metric | teacher | searched | retention | majority | "
+        "random genotype | bag of embeddings | BERT-style | params (M) | FLOPs/ex (M) | "
+        "size vs teacher | size vs BERT-base | b1 vs teacher | b32 vs teacher | "
+        "b1 vs BERT-base | b32 vs BERT-base |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-        "---: | ---: | ---: | ---: |",
+        "---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in done:
         metric, ratios = r["metric"], r["ratios"]
+        seeds = _seed_spread(r)
+        retention = ratios.get("retention_seed_mean", ratios["retention"])
         lines.append(
             f"| {r['task']} | {_used(r['data'], 'train')} / {_used(r['data'], 'dev')} | "
             f"{metric} | {_f(r['teacher']['metrics'].get(metric))} | "
-            f"{_f(r['searched']['metrics'].get(metric))} | "
-            f"{_f(_pct(ratios['retention']), 1, '%')} | "
+            f"{_f(seeds['mean'])}"
+            + (
+                f" ± {_f(seeds['std'])} ({len(seeds['values'])} seeds)"
+                if len(seeds["values"]) > 1
+                else ""
+            )
+            + f" | {_f(_pct(retention), 1, '%')} | "
+            f"{_f((r.get('majority_baseline') or {}).get('score'))} | "
             f"{_f(r['random_genotype']['metrics'].get(metric))} | "
+            f"{_f(_score(r, 'bag_of_embeddings'))} | "
             f"{_f(r['bert_style']['metrics'].get(metric))} | {_m(r['searched']['params'])} | "
             f"{_m(r['searched']['flops'], 1)} | {_f(ratios['size_vs_teacher'], 1, 'x')} | "
             f"{_f(ratios['size_vs_bert_base'], 1, 'x')} | "
@@ -96,28 +114,29 @@ def markdown(report: dict[str, Any]) -> str:
         "## Targets",
         "",
         "| task | retention ≥ 97% (SST-2, MRPC) | ≥ 20x smaller than BERT-base | "
-        "≥ 50x faster than BERT-base at batch 1 | searched beats random genotype |",
-        "| --- | --- | --- | --- | --- |",
+        "≥ 50x faster than BERT-base at batch 1 | searched beats random genotype | "
+        "searched beats bag of embeddings |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in done:
         metric, ratios = r["metric"], r["ratios"]
         retention_target = RETENTION_TARGET.get(r["task"])
-        searched_score = r["searched"]["metrics"].get(metric)
+        retention = ratios.get("retention_seed_mean", ratios["retention"])
+        searched_score = _seed_spread(r)["mean"]
         random_score = r["random_genotype"]["metrics"].get(metric)
+        floor_score = _score(r, "bag_of_embeddings")
         lines.append(
             f"| {r['task']} | "
             + (
-                f"{_ok(ratios['retention'] >= retention_target)} "
-                f"({_f(_pct(ratios['retention']), 1, '%')})"
-                if retention_target and ratios["retention"] is not None
+                f"{_ok(retention >= retention_target)} ({_f(_pct(retention), 1, '%')})"
+                if retention_target and retention is not None
                 else "n/a"
             )
             + f" | {_ok(ratios['size_vs_bert_base'] >= SIZE_TARGET)} "
             f"({_f(ratios['size_vs_bert_base'], 1, 'x')}) | "
             f"{_ok(ratios['speedup_b1_vs_bert_base'] >= SPEEDUP_TARGET)} "
             f"({_f(ratios['speedup_b1_vs_bert_base'], 1, 'x')}) | "
-            f"{_ok(searched_score > random_score)} "
-            f"({_f(searched_score)} vs {_f(random_score)}) |"
+            f"{_beats(searched_score, random_score)} | {_beats(searched_score, floor_score)} |"
         )
     lines += [
         "",
@@ -127,9 +146,13 @@ def markdown(report: dict[str, Any]) -> str:
         "(`run_retrain`; the searched one also by the search before it); steps = optimizer "
         "steps on its weights, best dev epoch kept. The random genotype is the closest in exact "
         "parameter count among seeded random draws, trained from scratch with the teacher's "
-        "PCA-projected embeddings; the BERT-style student reads the teacher's joint pair "
-        "encoding, its embeddings initialised the same way. Best epoch of the searched "
-        "student: search epoch / retrain epoch (0 = the derived student before retraining).",
+        "PCA-projected embeddings; the bag of embeddings is the students' embedding layer, a "
+        "masked mean over real tokens and a linear layer ([u, v, |u - v|, u * v] for pairs), "
+        "embeddings initialised the same way; the BERT-style student, the candidate shape "
+        "closest to the searched student in batch-1 latency (table below), reads the teacher's "
+        "joint pair encoding, its embeddings initialised the same way. Best epoch of the "
+        "searched student: search epoch / retrain epoch (0 = the derived student before "
+        "retraining).",
         "",
         "| task | model | dev metrics | params (M) | FLOPs/ex (M) | steps | lr | best epoch | "
         "architecture |",
@@ -147,7 +170,7 @@ def markdown(report: dict[str, Any]) -> str:
         "## Latency (ms)",
         "",
         "Median of `run.latency_repeats` forward passes after 2 warm-up passes, CPU, "
-        "full-length random inputs at sequence 128, all five models interleaved per batch size "
+        "full-length random inputs at sequence 128, all six models interleaved per batch size "
         "in one process (the machine is shared: compare within a row, not across runs). "
         "The CNN students embed the two sentences separately (2 x 128 tokens); the "
         "transformers read one joint 128-token sequence.",
@@ -155,18 +178,16 @@ def markdown(report: dict[str, Any]) -> str:
         "Torch threads per row: `bench.latency_threads` (0 = torch's default); on a loaded "
         "machine, more threads than free cores slow small models down most.",
         "",
-        "| task | torch threads | batch | searched | random genotype | BERT-style | teacher | "
-        "BERT-base | load avg |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| task | torch threads | batch | searched | random genotype | bag of embeddings | "
+        "BERT-style | teacher | BERT-base | load avg |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    timed = ("searched", "random", "bag_of_embeddings", "bert_style", "teacher", "bert_base")
     for r in done:
         for run in r["latency_meta"]["runs"]:
             ms = r["latency_ms"][run["label"]]
             for batch in (1, 32):
-                cells = " | ".join(
-                    _f(ms[f"{name}_b{batch}"], 2)
-                    for name in ("searched", "random", "bert_style", "teacher", "bert_base")
-                )
+                cells = " | ".join(_f(ms.get(f"{name}_b{batch}"), 2) for name in timed)
                 lines.append(
                     f"| {r['task']} | {run['threads']} | {batch} | {cells} | "
                     f"{run['load_average_before']:.1f} |"
@@ -176,31 +197,34 @@ def markdown(report: dict[str, Any]) -> str:
         "## Phase wall times (s)",
         "",
         "data = read + tokenise; teacher = fine-tune + probes + knowledge (≈ 0 on a cache hit); "
-        "search and retrain = the searched student; then the two baselines; latency = loading, "
-        "timing and counting FLOPs.",
+        "search and retrain = the searched student, summed over the seeds; then the baselines "
+        "(BERT-style includes timing its candidate shapes); latency = loading, timing and "
+        "counting FLOPs.",
         "",
-        "| task | data | teacher | cache hit | search | retrain | random genotype | BERT-style | "
-        "latency | total |",
-        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| task | data | teacher | cache hit | search | retrain | random genotype | "
+        "bag of embeddings | BERT-style | latency | total |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    phase_keys = ("search", "retrain", "baseline_random", "baseline_floor", "baseline_bert")
     for r in done:
         ps = r["phase_seconds"]
-        cells = " | ".join(
-            _f(ps.get(k), 0) for k in ("search", "retrain", "baseline_random", "baseline_bert")
-        )
+        cells = " | ".join(_f(ps.get(k), 0) for k in phase_keys)
         lines.append(
             f"| {r['task']} | {_f(ps.get('data'), 0)} | {_f(ps.get('teacher'), 0)} | "
             f"{'yes' if r['teacher']['cache_hit'] else 'no'} | {cells} | "
             f"{_f(ps.get('latency'), 0)} | {_f(ps.get('total'), 0)} |"
         )
+    lines += _bert_pick_lines(done)
     lines += ["", "## Searched genotypes", ""]
     for r in done:
-        s = r["searched"]
-        lines.append(
-            f"- **{r['task']}** `{s['genotype_hash']}` (search best epoch "
-            f"{_f(s['search_best_epoch'], 0)}, dev {_f(s['search_best_dev'])} as a supernet "
-            f"sub-network): `{s['genotype_summary']}`"
-        )
+        for s in r.get("seeds") or [r["searched"]]:
+            seed = f" seed {s['seed']}" if "seed" in s else ""
+            score = s["metrics"].get(r["metric"])
+            lines.append(
+                f"- **{r['task']}**{seed} `{s['genotype_hash']}` (dev {_f(score)}; search best "
+                f"epoch {_f(s['search_best_epoch'], 0)}, dev {_f(s['search_best_dev'])} as a "
+                f"supernet sub-network): `{s['genotype_summary']}`"
+            )
     for r in failed:
         lines += ["", f"## {r['task']} failed", "", "```", r["error"].rstrip(), "```"]
     lines += [
@@ -270,6 +294,7 @@ def _model_rows(r: dict[str, Any]) -> list[tuple]:
             rand["best_epoch"],
             _code(rand["genotype_summary"]),
         ),
+        *_floor_row(r),
         (
             "BERT-style",
             bert,
@@ -280,6 +305,67 @@ def _model_rows(r: dict[str, Any]) -> list[tuple]:
         ),
         ("BERT-base (random weights)", r["bert_base"], "-", "-", "-", "12 x 768, 12 heads"),
     ]
+
+
+def _floor_row(r: dict[str, Any]) -> list[tuple]:
+    floor = r.get("bag_of_embeddings")
+    if floor is None:  # bench.json from before the floor existed
+        return []
+    return [
+        (
+            "bag of embeddings",
+            floor,
+            f"{floor['steps']:,}",
+            floor["retrain"]["learning_rate"],
+            floor["best_epoch"],
+            _code(f"embedding -> masked mean -> linear on {floor['features']}"),
+        )
+    ]
+
+
+def _bert_pick_lines(done: list[dict[str, Any]]) -> list[str]:
+    """The BERT-style candidates' batch-1 latencies and the one picked, per task."""
+    picks = [r for r in done if "choice" in r["bert_style"]]
+    if not picks:
+        return []
+    lines = [
+        "",
+        "## BERT-style shape, picked by latency",
+        "",
+        "Each candidate (random weights) timed at batch 1 against the first seed's searched "
+        "student in one process; the closest latency is trained.",
+        "",
+        "| task | searched b1 (ms) | candidate | heads | params (M) | b1 (ms) | picked |",
+        "| --- | ---: | --- | ---: | ---: | ---: | --- |",
+    ]
+    for r in picks:
+        choice = r["bert_style"]["choice"]
+        for c in choice["candidates"]:
+            label = f"{c['layers']}x{c['width']}"
+            lines.append(
+                f"| {r['task']} | {_f(choice['target_ms'], 2)} | {label} | {c['heads']} | "
+                f"{_m(c['params'])} | {_f(c['latency_b1_ms'], 2)} | "
+                f"{'**yes**' if label == choice['chosen'] else ''} |"
+            )
+    return lines
+
+
+def _seed_spread(r: dict[str, Any]) -> dict[str, Any]:
+    """The searched student's primary metric over its seeds (the one searched student of a
+    bench.json from before seeds)."""
+    metric = r["metric"]
+    records = r.get("seeds") or [r["searched"]]
+    return mean_std([s["metrics"].get(metric) for s in records])
+
+
+def _score(r: dict[str, Any], model: str) -> float | None:
+    return ((r.get(model) or {}).get("metrics") or {}).get(r["metric"])
+
+
+def _beats(score: float | None, other: float | None) -> str:
+    if score is None or other is None:
+        return "-"
+    return f"{_ok(score > other)} ({_f(score)} vs {_f(other)})"
 
 
 def _code(text: str) -> str:
@@ -310,3 +396,34 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
 
 
 # --- command line ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench_report.py", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--summary",
+        required=True,
+        metavar="DIR",
+        help="results folder: reads DIR/<task>/bench.json, writes one row per task",
+    )
+    parser.add_argument(
+        "--summary-out",
+        metavar="FILE",
+        help="where the summary goes (default: DIR/summary.json)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    results = Path(args.summary)
+    if not results.is_dir():
+        print(f"error: {results} is not a folder", file=sys.stderr)
+        return 2
+    written = write_summary(results, args.summary_out and Path(args.summary_out))
+    print(written)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,26 +3,32 @@
 Usage (from the repository root, after scripts/setup.sh):
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/run_bench.py --glue-dir ../shared/data/glue \
-        --tasks sst2 mrpc rte cola stsb --config bench/bench.toml [--set k=v ...] [--out DIR]
+        --tasks sst2 mrpc rte cola stsb --config bench/bench.toml [--set k=v ...] [--out DIR] \
+        [--seeds 1,2,3]
 
 Per task this is ``adabert run`` (the project's own ``prepare_task`` and ``run_one_task``: cached
-teacher knowledge, search, derive, retrain with KD), followed by two baselines trained with the
-same loss ((1 - γ)·CE + γ·KD on the teacher's final logits, through ``run_retrain``) for the
-same number of optimizer steps the searched student's weights received:
+teacher knowledge, search, derive, retrain with KD), once per ``--seeds`` seed on the same
+prepared task, followed by three baselines trained once with the same loss ((1 - γ)·CE + γ·KD on
+the teacher's final logits, through ``run_retrain``) for the same number of optimizer steps the
+searched student's weights received:
 
 - a random genotype of similar cost: seeded random architecture logits through
   ``derive_genotype`` with the searched supernet's config, the one whose exact parameter count
   is closest to the searched student's (same number of cells when possible), trained from
   scratch with embeddings initialised from the teacher's tables as the searched supernet's are;
-- a BERT-style student of similar size: ``BertForSequenceClassification`` at the cells' width
-  with as many layers as bring its parameter count closest to the searched student's, fed the
-  teacher's joint pair encoding, word and position embeddings initialised from the same PCA
-  projection of the teacher's tables.
+- a bag of embeddings (the floor, ``bench_floors``): the students' embedding layer, a masked mean
+  over real tokens and a linear layer ([u, v, |u - v|, u * v] for pairs);
+- a BERT-style student of similar speed: ``BertForSequenceClassification`` of the candidate
+  shape (``bench.bert_layers`` x ``bench.bert_widths``) whose batch-1 latency is closest to the
+  searched student's (``bench_bert_pick``), fed the teacher's joint pair encoding, word and
+  position embeddings initialised from the same PCA projection of the teacher's tables.
 
-Then the searched student, both baselines, the fine-tuned teacher and a BERT-base architecture
-with random weights are timed side by side in this process (``compare_latency``, batch 1 and
-32). Results go to ``<out>/bench.md`` and ``<out>/bench.json``, rewritten after every task;
-the searched student's run folder goes to ``<out>/raw/runs/``.
+The baselines are matched to (and timed against) the first seed's student. Then the searched
+student, the baselines, the fine-tuned teacher and a BERT-base architecture with random weights
+are timed side by side in this process (``compare_latency``, batch 1 and 32). The constant
+prediction of the training set's majority class is scored too. Results go to ``<out>/bench.md``
+and ``<out>/bench.json``, rewritten after every task; the searched students' run folders go to
+``<out>/raw/runs/`` (``<out>/raw/runs/seed-<s>/`` when several seeds run).
 """
 
 from __future__ import annotations
@@ -47,7 +53,9 @@ from bench_baselines import (
     searched_steps,
     transformer_flops,
 )
+from bench_floors import floor_baseline, majority_baseline
 from bench_report import ratio, write_report
+from bench_summary import mean_std
 
 from orchestrator.config import (
     RunConfig,
@@ -60,6 +68,7 @@ from orchestrator.errors import UserInputError
 from orchestrator.method.latency import compare_latency
 from orchestrator.method.pipeline import (
     PreparedTask,
+    TrialResult,
     prepare_task,
     run_one_task,
 )
@@ -78,7 +87,10 @@ BENCH_DEFAULTS: dict[str, Any] = {
     # Adam learning rate of the BERT-style student; None = retrain.learning_rate.
     "bert_learning_rate": None,
     "bert_heads": 2,
-    "bert_max_layers": 6,
+    # Candidate shapes (every layers x width pair) of the BERT-style student; the one whose
+    # batch-1 latency is closest to the searched student's is trained.
+    "bert_layers": [1, 2, 4, 6],
+    "bert_widths": [64, 128, 256],
     # Random genotypes drawn before keeping the one closest in parameters.
     "random_genotype_samples": 2000,
     "random_genotype_seed": 1234,
@@ -124,8 +136,38 @@ def read_settings(path: str | None, overrides: list[str]) -> BenchSettings:
         threads = options["latency_threads"] = [threads]
     if not threads or not all(isinstance(t, int) and t >= 0 for t in threads):
         raise UserInputError(f"bench.latency_threads must be a list of ints >= 0, got {threads!r}")
+    for key in ("bert_layers", "bert_widths"):
+        options[key] = _positive_ints(options[key], f"bench.{key}")
+    heads = options["bert_heads"]
+    if not isinstance(heads, int) or heads < 1 or any(w % heads for w in options["bert_widths"]):
+        raise UserInputError(f"bench.bert_heads must be >= 1 and divide every width, got {heads!r}")
     text = Path(path).read_text(encoding="utf-8") if path else ""
     return BenchSettings(data, per_task, options, run_overrides, text)
+
+
+def _positive_ints(value: Any, where: str) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    ):
+        raise UserInputError(f"{where} must be a non-empty list of ints >= 1, got {value!r}")
+    return value
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds 1,2,3`` -> [1, 2, 3]: distinct ints, in the order given."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds must be comma-separated ints, got {text!r}"
+        ) from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct and non-empty, got {text!r}")
+    return seeds
 
 
 def _table(value: Any, where: str) -> dict[str, Any]:
@@ -151,26 +193,17 @@ def task_config(settings: BenchSettings, task: str, glue_dir: Path) -> RunConfig
     return build_config(merge_overrides(data, pairs))
 
 
-def bench_task(
-    task: str, cfg: RunConfig, options: dict[str, Any], out: Path, reporter: EpochCallback
-) -> dict[str, Any]:
-    started = time.perf_counter()
-    # run.threads applies from prepare_task on; the thread count is set here for every phase.
-    torch.set_num_threads(cfg.run.threads or DEFAULT_THREADS)
-    print(f"== {task}: data and teacher knowledge", file=sys.stderr, flush=True)
-    prepared = prepare_task(cfg, on_progress=reporter)
-    print(f"== {task}: search, derive, retrain", file=sys.stderr, flush=True)
-    result = run_one_task(cfg, prepared, on_epoch=reporter)
-    phases = dict(result.phase_seconds)
-    run_dir = write_run_folder(cfg, result=result, prepared=prepared, root=out / "raw" / "runs")
-    config = result.supernet_config
-    seq_len = cfg.run.latency_seq_length
-    train_rows = len(prepared.train)
-    budget = searched_steps(cfg, train_rows)
-    searched = {
+def with_seed(cfg: RunConfig, seed: int) -> RunConfig:
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, seed=seed))
+
+
+def searched_record(cfg: RunConfig, result: TrialResult, run_dir: Path, budget) -> dict[str, Any]:
+    """One seed's searched student, as bench.json stores it."""
+    return {
+        "seed": cfg.run.seed,
         "metrics": _dev_metrics(result.metrics),
         "params": result.student.num_parameters(),
-        "flops": result.student.flops(seq_len),
+        "flops": result.student.flops(cfg.run.latency_seq_length),
         "flops_at_train_seq": result.student.flops(cfg.data.max_seq_length),
         "genotype": result.genotype.to_dict(),
         "genotype_summary": result.genotype.summary(),
@@ -180,8 +213,56 @@ def bench_task(
         "retrain_best_epoch": result.metrics.get("retrain/best_epoch"),
         "steps": budget,
         "run_dir": str(run_dir),
+        "phase_seconds": {k: result.phase_seconds.get(k) for k in ("search", "retrain")},
         "history": result.history,
     }
+
+
+def bench_task(
+    task: str,
+    cfg: RunConfig,
+    options: dict[str, Any],
+    out: Path,
+    reporter: EpochCallback,
+    seeds: list[int] | None = None,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    seeds = seeds or [cfg.run.seed]
+    # run.threads applies from prepare_task on; the thread count is set here for every phase.
+    torch.set_num_threads(cfg.run.threads or DEFAULT_THREADS)
+    print(f"== {task}: data and teacher knowledge", file=sys.stderr, flush=True)
+    # The teacher, its knowledge and any subsample follow the config's seed: every search seed
+    # below distils the same cached teacher.
+    prepared = prepare_task(cfg, on_progress=reporter)
+    train_rows = len(prepared.train)  # the transfer set the students train on
+    budget = searched_steps(cfg, train_rows)
+    runs_root = out / "raw" / "runs"
+    result, seed_records = None, []
+    for seed in seeds:
+        print(f"== {task}: search, derive, retrain (seed {seed})", file=sys.stderr, flush=True)
+        seed_cfg = with_seed(cfg, seed)
+        seed_result = run_one_task(seed_cfg, prepared, on_epoch=reporter)
+        root = runs_root / f"seed-{seed}" if len(seeds) > 1 else runs_root
+        run_dir = write_run_folder(seed_cfg, result=seed_result, prepared=prepared, root=root)
+        seed_records.append(searched_record(seed_cfg, seed_result, run_dir, budget))
+        if result is None:
+            result = seed_result  # the first seed's student is matched to and timed
+    phases = dict(result.phase_seconds)
+    # What the teacher's cache entry cost when it was computed (also true on a cache hit):
+    # fine-tuning, the knowledge pass (logits, probes) and the augmented copies' labelling.
+    cached = prepared.knowledge_seconds
+    if cached:
+        phases["teacher"] = cached.get("fine_tune")
+        phases["knowledge"] = (cached.get("knowledge") or 0.0) + (cached.get("augment") or 0.0)
+        phases["augment"] = cached.get("augment")
+    for phase in ("search", "retrain"):  # wall time over every seed
+        phases[phase] = sum(r["phase_seconds"][phase] or 0.0 for r in seed_records)
+    config = result.supernet_config
+    seq_len = cfg.run.latency_seq_length
+    searched = dict(seed_records[0])
+    del searched["phase_seconds"]  # the run's phase table holds the totals
+    # Every seed's record without its history (the first seed's is in "searched").
+    seed_rows = [{k: v for k, v in r.items() if k != "history"} for r in seed_records]
 
     print(f"== {task}: random genotype of similar cost", file=sys.stderr, flush=True)
     clock = time.perf_counter()
@@ -189,13 +270,19 @@ def bench_task(
     phases["baseline_random"] = time.perf_counter() - clock
     random_student = random_result.pop("model")
 
-    print(f"== {task}: BERT-style student of similar size", file=sys.stderr, flush=True)
+    print(f"== {task}: bag of embeddings", file=sys.stderr, flush=True)
+    clock = time.perf_counter()
+    floor_result = floor_baseline(cfg, prepared, config, budget, reporter)
+    phases["baseline_floor"] = time.perf_counter() - clock
+    floor_student = floor_result.pop("model")
+
+    print(f"== {task}: BERT-style student of similar latency", file=sys.stderr, flush=True)
     clock = time.perf_counter()
     bert_result = bert_baseline(cfg, prepared, result, config, options, budget, reporter)
     phases["baseline_bert"] = time.perf_counter() - clock
     bert_student = bert_result.pop("model")
 
-    print(f"== {task}: latency, five models interleaved", file=sys.stderr, flush=True)
+    print(f"== {task}: latency, six models interleaved", file=sys.stderr, flush=True)
     clock = time.perf_counter()
     teacher = load_teacher(prepared.teacher_dir, task=prepared.task, fine_tuned=True)
     bert_base = bert_base_architecture(prepared.task.num_labels)
@@ -203,6 +290,7 @@ def bench_task(
     models = {
         "searched": (result.student, "student"),
         "random": (random_student, "student"),
+        "bag_of_embeddings": (floor_student, "student"),
         "bert_style": (bert_student, "teacher"),
         "teacher": (teacher, "teacher"),
         "bert_base": (bert_base, "teacher"),
@@ -250,9 +338,17 @@ def bench_task(
 
     metric = prepared.task.primary_metric
     teacher_score = teacher_info["metrics"].get(metric)
+    seed_scores = mean_std([r["metrics"].get(metric) for r in seed_records])
+    # The training set's own rows come first in the transfer set (augmented copies follow).
+    original_rows = getattr(prepared, "train_examples", 0) or train_rows
+    majority = majority_baseline(
+        prepared.task, prepared.train.labels[:original_rows], prepared.dev.labels
+    )
     ratios = {
         "retention": ratio(searched["metrics"].get(metric), teacher_score),
+        "retention_seed_mean": ratio(seed_scores["mean"], teacher_score),
         "retention_random": ratio(random_result["metrics"].get(metric), teacher_score),
+        "retention_bag_of_embeddings": ratio(floor_result["metrics"].get(metric), teacher_score),
         "retention_bert_style": ratio(bert_result["metrics"].get(metric), teacher_score),
         "size_vs_teacher": teacher_info["params"] / searched["params"],
         "size_vs_bert_base": bert_base_info["params"] / searched["params"],
@@ -272,15 +368,22 @@ def bench_task(
         "status": "done",
         "metric": metric,
         "data": {
-            "train_examples": train_rows,
+            "train_examples": original_rows,
+            # None when the pipeline does not report augmentation (before it had any).
+            "augmented_examples": getattr(prepared, "augmented_examples", None),
+            "transfer_examples": train_rows,
             "dev_examples": len(prepared.dev),
-            "train_available": _available(cfg, prepared, "train"),
-            "dev_available": _available(cfg, prepared, "validation"),
+            "train_available": _available(cfg, prepared, "train", original_rows),
+            "dev_available": _available(cfg, prepared, "validation", len(prepared.dev)),
             "max_seq_length": cfg.data.max_seq_length,
         },
         "teacher": teacher_info,
         "searched": searched,
+        "seeds": seed_rows,
+        "searched_over_seeds": {"metric": metric, **seed_scores},
         "random_genotype": random_result,
+        "bag_of_embeddings": floor_result,
+        "majority_baseline": majority,
         "bert_style": bert_result,
         "bert_base": bert_base_info,
         "latency_ms": latency,
@@ -291,9 +394,10 @@ def bench_task(
     }
 
 
-def _available(cfg: RunConfig, prepared: PreparedTask, split: str) -> int:
+def _available(cfg: RunConfig, prepared: PreparedTask, split: str, used: int) -> int:
+    """Rows the split has before subsampling; ``used``: rows of it the run read (for train,
+    without augmented copies)."""
     limit = cfg.data.max_train_samples if split == "train" else cfg.data.max_dev_samples
-    used = len(prepared.train if split == "train" else prepared.dev)
     if limit is None or used < limit:
         return used  # no subsample was taken
     with progress_bars(cfg.run.progress_bar):
@@ -332,6 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override for every task, e.g. search.epochs=3 or bench.bert_learning_rate=1e-4; "
         "wins over bench.toml and its [tasks.<name>] tables",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        default=None,
+        metavar="S1,S2,...",
+        help="search + retrain once per seed (e.g. 1,2,3) on the same cached teacher; the "
+        "baselines run once, matched to the first seed's student (default: run.seed)",
     )
     parser.add_argument(
         "--out",
@@ -377,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         "overrides": list(args.set),
         "headline_threads": f"{first_threads} torch thread{'s' if first_threads > 1 else ''}",
         "bench_options": settings.options,
+        "seeds": args.seeds,  # None: each task's run.seed
         "tasks": [],
     }
     write_report(out, report)
@@ -384,7 +497,8 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for task, cfg in configs.items():
         try:
-            report["tasks"].append(bench_task(task, cfg, settings.options, out, reporter))
+            entry = bench_task(task, cfg, settings.options, out, reporter, args.seeds)
+            report["tasks"].append(entry)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130

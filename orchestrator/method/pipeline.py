@@ -77,6 +77,12 @@ class PreparedTask:
     phase_seconds: dict[str, float] = field(default_factory=dict)
     train_examples: int = 0  # the training set's rows; the transfer set adds the augmented ones
     augmented_examples: int = 0
+    # The augmented rows' texts (text_a, text_b, label, source), in the order they follow the
+    # training rows in ``train``: for controls that encode text their own way.
+    augmented_texts: dict[str, list] | None = None
+    # What computing the teacher's cache entry took (fine_tune, knowledge, augment), also on a
+    # hit; ``phase_seconds`` is what this process spent.
+    knowledge_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def teacher_embedding_size(self) -> int:
@@ -243,6 +249,8 @@ def _prepare_task(cfg: RunConfig, *, on_progress: EpochCallback | None, progress
         probe_metrics=dict(knowledge.meta.get("probe_metrics", {})),
         train_examples=len(data["train"]),
         augmented_examples=augmented_rows,
+        augmented_texts=knowledge.augmented.texts if knowledge.augmented else None,
+        knowledge_seconds=dict(knowledge.meta.get("phase_seconds", {})),
         phase_seconds={
             "data": data_seconds,
             "teacher": time.perf_counter() - started - data_seconds,

@@ -503,6 +503,14 @@ def rows_like(columns: dict[str, list], like: Dataset) -> Dataset:
     )
 
 
+def with_rows(dataset: Dataset, columns: dict[str, list]) -> Dataset:
+    """``dataset`` followed by the rows of ``columns`` (its canonical columns only)."""
+    names = [n for n in ("text_a", "text_b", "label") if n in dataset.column_names]
+    return datasets.concatenate_datasets(
+        [dataset.select_columns(names), rows_like(columns, dataset)]
+    )
+
+
 def data_fingerprint(dataset: Dataset) -> str:
     """A content hash of the text and label columns: equal content, equal hash, in any process.
 

@@ -252,6 +252,7 @@ def compute_knowledge(
 ) -> dict:
     """Cache miss: fine-tune (unless already fine-tuned), train probes, label the augmented
     copies of the training set, write the entry files."""
+    started = time.perf_counter()
     torch.manual_seed(seed)
     model = load_teacher(reference, task=task, fine_tuned=settings.fine_tuned)
     check_teacher_fits(model, tokenizer, reference=reference, max_seq_length=max_seq_length)
@@ -274,6 +275,7 @@ def compute_knowledge(
         )
         model.save_pretrained(staging / "teacher")
         tokenizer.save_pretrained(staging / "teacher")
+    fine_tuned_at = time.perf_counter()
     train_logits, train_features = teacher_outputs(model, train_columns, progress=progress)
     dev_logits, dev_features = teacher_outputs(model, dev_columns, progress=progress)
     probes = train_probes(
@@ -300,6 +302,7 @@ def compute_knowledge(
     )
     for name, split in (("train", train), ("dev", dev)):
         _write_split(staging / f"{name}.parquet", split, staging.name)
+    knowledge_seconds = time.perf_counter() - fine_tuned_at
     augmented_rows, augment_seconds = 0, 0.0
     if augmentation is not None and augmentation.settings.copies:
         started = time.perf_counter()
@@ -317,7 +320,12 @@ def compute_knowledge(
         augment_seconds = time.perf_counter() - started
     return {
         "augmented_rows": augmented_rows,
-        "augment_seconds": augment_seconds,
+        # The cache miss's phases, kept so a cache hit can still say what the entry cost.
+        "phase_seconds": {
+            "fine_tune": fine_tuned_at - started,
+            "knowledge": knowledge_seconds,
+            "augment": augment_seconds,
+        },
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "num_layers": int(train.probe_logits.shape[1] - 1),
         "teacher_saved": (staging / "teacher").is_dir(),

@@ -1,0 +1,105 @@
+"""One row per benchmarked task, from every ``<results>/<task>/bench.json``: summary.json.
+
+bench.json files from before a field existed (no seeds, no bag of embeddings, no majority
+baseline, no augmentation count) give null for it: a summary must never show a number no run
+measured. ``python bench/bench_report.py --summary bench/results`` writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+SUMMARY_NAME = "summary.json"
+PHASES = ("teacher", "knowledge", "search", "retrain")
+
+
+def mean_std(values: list[float | None]) -> dict[str, Any]:
+    """Mean and population standard deviation (the seeds run are the whole population the
+    number describes, not a sample to extrapolate from); None when no value is known."""
+    known = [float(v) for v in values if v is not None]
+    if not known:
+        return {"values": list(values), "mean": None, "std": None}
+    mean = sum(known) / len(known)
+    std = math.sqrt(sum((v - mean) ** 2 for v in known) / len(known))
+    return {"values": list(values), "mean": mean, "std": std}
+
+
+def _get(data: Any, *path: str) -> Any:
+    """data[path[0]][path[1]]..., or None where any step is missing."""
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def _seed_scores(entry: dict[str, Any], metric: str) -> tuple[list[int] | None, list[float | None]]:
+    """(seeds, their dev scores). Files before ``seeds`` ran one search with the config's
+    ``run.seed``: that seed is recorded, not assumed."""
+    records = entry.get("seeds")
+    if records:
+        return [r["seed"] for r in records], [_get(r, "metrics", metric) for r in records]
+    seed = _get(entry, "config", "run", "seed")
+    return ([seed] if seed is not None else None), [_get(entry, "searched", "metrics", metric)]
+
+
+def task_summary(entry: dict[str, Any], source: str | None = None) -> dict[str, Any]:
+    """The summary row of one finished task entry of a bench.json."""
+    metric = entry["metric"]
+    seeds, scores = _seed_scores(entry, metric)
+    spread = mean_std(scores)
+    phases = entry.get("phase_seconds") or {}
+    bert_style = entry.get("bert_style") or {}
+    row = {
+        "task": entry["task"],
+        "metric": metric,
+        "teacher": _get(entry, "teacher", "metrics", metric),
+        "searched": spread["mean"],
+        "searched_std": spread["std"],
+        "random_genotype": _get(entry, "random_genotype", "metrics", metric),
+        "bag_of_embeddings": _get(entry, "bag_of_embeddings", "metrics", metric),
+        "bert_style": _get(bert_style, "metrics", metric),
+        # How the BERT-style control was sized: bench.json files before the latency match
+        # carry no "choice" and were matched by parameter count.
+        "bert_style_matched_by": "latency" if "choice" in bert_style else "params",
+        "majority_baseline": _get(entry, "majority_baseline", "score"),
+        "retention": _ratio(spread["mean"], _get(entry, "teacher", "metrics", metric)),
+        "params": _get(entry, "searched", "params"),
+        "size_vs_bert_base": _get(entry, "ratios", "size_vs_bert_base"),
+        "speedup_b1_vs_bert_base": _get(entry, "ratios", "speedup_b1_vs_bert_base"),
+        "train_examples": _get(entry, "data", "train_examples"),
+        "augmented_examples": _get(entry, "data", "augmented_examples"),
+        "seeds": seeds,
+        "searched_by_seed": scores,
+    }
+    row |= {f"{phase}_seconds": phases.get(phase) for phase in PHASES}
+    if source is not None:
+        row["source"] = source
+    return row
+
+
+def summarize(results: Path) -> list[dict[str, Any]]:
+    """Every done task of ``results/bench.json`` (a run of several tasks into one folder) and of
+    every ``results/*/bench.json`` (one folder per task, as bench/results is kept), in that
+    order; failed tasks are left out."""
+    results = Path(results)
+    rows = []
+    for path in sorted(results.glob("bench.json")) + sorted(results.glob("*/bench.json")):
+        report = json.loads(path.read_text(encoding="utf-8"))
+        for entry in report.get("tasks", []):
+            if entry.get("status") == "done":
+                rows.append(task_summary(entry, str(path.relative_to(results))))
+    return rows
+
+
+def write_summary(results: Path, out: Path | None = None) -> Path:
+    out = Path(out) if out is not None else Path(results) / SUMMARY_NAME
+    out.write_text(json.dumps(summarize(Path(results)), indent=1) + "\n", encoding="utf-8")
+    return out

@@ -1,0 +1,49 @@
+"""run_bench's new options: --seeds and the BERT-style candidate shapes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+from run_bench import build_parser, parse_seeds, read_settings, with_seed
+
+from orchestrator.config import RunConfig
+from orchestrator.errors import UserInputError
+
+
+def test_seeds_parse_in_order():
+    assert parse_seeds("3,1,2") == [3, 1, 2]
+    assert parse_seeds("7") == [7]
+    assert build_parser().parse_args(["--seeds", "1,2,3"]).seeds == [1, 2, 3]
+    assert build_parser().parse_args([]).seeds is None  # each task's run.seed
+
+
+@pytest.mark.parametrize("text", ["1,1", "", "a,b", "1.5"])
+def test_bad_seeds_are_rejected(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_seeds(text)
+
+
+def test_with_seed_changes_only_the_seed():
+    cfg = RunConfig()
+    seeded = with_seed(cfg, 7)
+    assert seeded.run.seed == 7 and seeded.run.cache_dir == cfg.run.cache_dir
+    assert seeded.search == cfg.search and cfg.run.seed != 7
+
+
+def test_candidate_shapes_settings():
+    options = read_settings(None, ["bench.bert_layers=3", "bench.bert_widths=[64,128]"]).options
+    assert options["bert_layers"] == [3] and options["bert_widths"] == [64, 128]
+    with pytest.raises(UserInputError, match="bert_heads"):
+        read_settings(None, ["bench.bert_heads=3"])  # 3 does not divide 64
+    with pytest.raises(UserInputError, match="bert_widths"):
+        read_settings(None, ["bench.bert_widths=[]"])
+    with pytest.raises(UserInputError, match="unknown"):
+        read_settings(None, ["bench.bert_max_layers=6"])  # replaced by bert_layers
+
+
+def test_bench_toml_is_valid():
+    toml = Path(__file__).resolve().parents[2] / "bench" / "bench.toml"
+    options = read_settings(str(toml), []).options
+    assert options["bert_layers"] and options["bert_widths"]
