@@ -56,7 +56,9 @@ def bench_student(package: str | None) -> tuple[DerivedStudent, str]:
     record = json.loads((REPO / "bench/results/sst2/bench.json").read_text())["tasks"][0]
     genotype = Genotype.from_json(json.dumps(record["searched"]["genotype"]))
     torch.manual_seed(0)
-    student = DerivedStudent(SupernetConfig(vocab_size=30522, hidden_size=128), genotype).eval()
+    student = DerivedStudent(
+        SupernetConfig(vocab_size=30522, hidden_size=128, pair_encoding="joint"), genotype
+    ).eval()
     return student, f"bench SST-2 genotype {genotype.hash} (random weights)"
 
 

@@ -66,7 +66,9 @@ class AdaBertObjective:
         *,
         teacher_probe_logits: torch.Tensor,
         teacher_logits: torch.Tensor,
+        efficiency_scale: float = 1.0,
     ) -> LossTerms:
+        """``efficiency_scale`` multiplies β (the search's warm-up ramp of β; 1 = β as set)."""
         cfg = self.config
         logits = output.logits_per_depth
         depth_weights = output.depth_weights
@@ -99,7 +101,8 @@ class AdaBertObjective:
         efficiency = efficiency_loss(
             output.edge_weights, depth_weights, self.op_costs, reduction=cfg.edge_reduction
         )
-        total = (1.0 - cfg.kd_weight) * ce + cfg.kd_weight * kd + cfg.efficiency_weight * efficiency
+        beta = cfg.efficiency_weight * efficiency_scale
+        total = (1.0 - cfg.kd_weight) * ce + cfg.kd_weight * kd + beta * efficiency
         with torch.no_grad():
             params, flops = expected_cost(
                 self.supernet_config,

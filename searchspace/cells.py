@@ -11,11 +11,17 @@ from torch import nn
 
 from searchspace.config import SupernetConfig
 from searchspace.genotype import Genotype, edge_key, edge_list
-from searchspace.primitives import build_op
+from searchspace.primitives import PARAMETER_FREE, build_op
 
 
 class MixedOp(nn.Module):
-    """One edge of the supernet: every primitive, mixed by the sampled architecture weights."""
+    """One edge of the supernet: every primitive, mixed by the sampled architecture weights.
+
+    ``param_free_dropout`` p (training mode only): each parameter-free op's output is zeroed
+    per example with probability p and otherwise scaled by 1 / (1 - p). P-DARTS drops skip
+    connections; ours extends it to every parameter-free op. Masks come from the global torch
+    RNG, whose state the trial checkpoints save.
+    """
 
     def __init__(self, config: SupernetConfig) -> None:
         super().__init__()
@@ -23,26 +29,44 @@ class MixedOp(nn.Module):
         self.ops = nn.ModuleDict(
             {name: build_op(name, config.hidden_size) for name in config.primitives}
         )
+        # "zero" is left out: dropping a zero output changes nothing.
+        self.droppable = [name in PARAMETER_FREE and name != "zero" for name in self.ops]
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        weights: torch.Tensor,
+        *,
+        param_free_dropout: float = 0.0,
+    ) -> torch.Tensor:
         ops = list(self.ops.values())
+        p = param_free_dropout if self.training else 0.0
+
+        def run(index: int) -> torch.Tensor:
+            out = ops[index](x, mask)
+            if p > 0 and self.droppable[index]:
+                keep = out.new_empty((out.shape[0], 1, 1)).bernoulli_(1.0 - p)
+                out = out * keep / (1.0 - p)
+            return out
+
         if self.mode == "sampled":
             # GDAS-style ([PS]): only the selected op runs; the gradient reaches the logits
             # through the selected weight, which is 1 in the forward pass.
             index = int(weights.argmax())
-            return weights[index] * ops[index](x, mask)
+            return weights[index] * run(index)
         total = torch.zeros_like(x)
         zero_in_forward = (weights.detach() == 0).tolist()
-        for w, op, is_zero in zip(weights, ops, zero_in_forward):
+        for index, (w, is_zero) in enumerate(zip(weights, zero_in_forward)):
             if not is_zero:
-                total = total + w * op(x, mask)
+                total = total + w * run(index)
             elif w.requires_grad:
                 # A straight-through hard sample is exactly 0 here in the forward pass, so the
                 # gradient reaching x and the op's weights through this term is 0 · (...) = 0;
                 # only ∂L/∂w = <∂L/∂node, op(x)> needs the output. Computing it without autograd
                 # gives the same gradients as the full mixture at about a third of the cost.
                 with torch.no_grad():
-                    out = op(x, mask)
+                    out = run(index)
                 total = total + w * out
             # A constant zero weight (a one-hot genotype at evaluation) contributes nothing.
         return total
@@ -71,14 +95,18 @@ class SearchCell(nn.Module):
         s1: torch.Tensor,
         m1: torch.Tensor,
         edge_weights: torch.Tensor,
+        *,
+        param_free_dropout: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        # Off, the edges get the plain (x, mask, weights) call (reference MixedOps in tests).
+        extra = {"param_free_dropout": param_free_dropout} if param_free_dropout else {}
         states, masks = [s0, s1], [m0, m1]
         for target in range(2, 2 + self.nodes_per_cell):
             node = 0
             for row, (source, t) in enumerate(self.pairs):
                 if t == target:
                     edge = self.edges[edge_key(source, target)]
-                    node = node + edge(states[source], masks[source], edge_weights[row])
+                    node = node + edge(states[source], masks[source], edge_weights[row], **extra)
             states.append(node)
             masks.append(torch.maximum(m0, m1))
         return _attentive_sum(states[2:], self.output_logits), masks[-1]

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 
 from searchspace.primitives import PRIMITIVES
 
+PAIR_ENCODINGS = ("siamese", "joint")
+
 
 def _require(condition: bool, name: str, value: object, rule: str) -> None:
     if not condition:
@@ -38,6 +40,13 @@ class SupernetConfig:
     # Head across depths: one linear per depth ([A-PT]) or one shared linear ([A-ET]).
     head_per_depth: bool = True
     edges_per_node: int = 2
+    # How a sentence pair meets the cells (single sentences always feed both input nodes).
+    # "joint": the two sentences are the first cell's two input nodes ([A-ET], [A-PT]); nodes
+    # add them position-wise, so parameter-free cells cannot compare them. "siamese" (ours,
+    # InferSent / Sentence-BERT style): the cells encode each sentence alone with shared
+    # weights and the head classifies [u, v, |u - v|, u * v]; the cells run twice per pair.
+    # Packages saved before this field existed load as "joint" (searchspace.package).
+    pair_encoding: str = "siamese"
 
     def __post_init__(self) -> None:
         _require(self.vocab_size >= 1, "vocab_size", self.vocab_size, ">= 1")
@@ -70,6 +79,16 @@ class SupernetConfig:
             "'all' or 'sampled'",
         )
         _require(self.edges_per_node >= 1, "edges_per_node", self.edges_per_node, ">= 1")
+        _require(
+            self.pair_encoding in PAIR_ENCODINGS,
+            "pair_encoding",
+            self.pair_encoding,
+            "'siamese' or 'joint'",
+        )
+
+    @property
+    def siamese(self) -> bool:
+        return self.pair_encoding == "siamese"
 
     @property
     def num_edges(self) -> int:

@@ -5,7 +5,8 @@ Conventions (the FLOP counter test checks them against ``torch.utils.flop_counte
   parameter-free LayerNorm are not counted (same as torch's counter);
 - a pooling window of k costs k FLOPs per output element (adds or comparisons);
 - identity and zero cost nothing; embedding look-ups cost nothing.
-FLOPs are per example (one sequence of ``seq_len`` tokens through every cell).
+FLOPs are per example: one sequence of ``seq_len`` tokens through every cell, or for
+``pair_encoding="siamese"`` one pair (each sentence through every cell, see ``cell_passes``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from searchspace.config import SupernetConfig
+from searchspace.head import features_size
 from searchspace.primitives import CONV_SHAPES, POOL_KERNEL
 
 
@@ -56,13 +58,24 @@ def cell_fixed_params(config: SupernetConfig) -> int:
     return config.nodes_per_cell
 
 
+def cell_passes(config: SupernetConfig) -> int:
+    """Cell-stack runs per example: a siamese pair encodes each sentence alone. The pipeline
+    sets "joint" for single-sentence tasks, so a siamese config means a pair task."""
+    return 2 if config.siamese else 1
+
+
+def _linear_params(config: SupernetConfig) -> int:
+    return features_size(config) * config.num_labels + config.num_labels
+
+
 def head_params(config: SupernetConfig, num_cells: int) -> int:
     """Attentive head for one depth: num_cells + 1 layer weights and the output linear."""
-    return (num_cells + 1) + config.hidden_size * config.num_labels + config.num_labels
+    return (num_cells + 1) + _linear_params(config)
 
 
 def head_flops(config: SupernetConfig) -> int:
-    return 2 * config.hidden_size * config.num_labels
+    """The output linear; the siamese |u - v| and u * v are elementwise (not counted)."""
+    return 2 * features_size(config) * config.num_labels
 
 
 def expected_cost(
@@ -84,11 +97,9 @@ def expected_cost(
     cell_flops = (edge_weights * op_flops).sum()
     depths = torch.arange(1, config.max_cells + 1, dtype=edge_weights.dtype)
     expected_depth = (depth_weights * depths).sum()
-    expected_head = (depth_weights * (depths + 1)).sum() + (
-        config.hidden_size * config.num_labels + config.num_labels
-    )
+    expected_head = (depth_weights * (depths + 1)).sum() + _linear_params(config)
     params = embedding_params(config) + expected_depth * cell_params + expected_head
-    flops = expected_depth * cell_flops + head_flops(config)
+    flops = cell_passes(config) * expected_depth * cell_flops + head_flops(config)
     return params, flops
 
 

@@ -7,11 +7,12 @@ from torch import nn
 
 from searchspace.cells import DerivedCell
 from searchspace.config import SupernetConfig
-from searchspace.costs import op_cost
-from searchspace.embeddings import StudentEmbedding, embed_pair, masked_mean
+from searchspace.costs import cell_passes, head_flops, op_cost
+from searchspace.embeddings import StudentEmbedding
 from searchspace.fast_forward import student_forward
 from searchspace.genotype import Genotype, edge_key
 from searchspace.head import AttentiveHead
+from searchspace.pair_encoding import encode
 
 
 def student_config(config: SupernetConfig) -> SupernetConfig:
@@ -49,24 +50,27 @@ class DerivedStudent(nn.Module):
             return student_forward(
                 self, input_ids_a, attention_mask_a, input_ids_b, attention_mask_b
             )
-        s0, m0, s1, m1, pooled_embedding = embed_pair(
-            self.embedding, input_ids_a, attention_mask_a, input_ids_b, attention_mask_b
+        pooled, pooled_b = encode(
+            self.config.siamese,
+            self.embedding,
+            list(self.cells),
+            input_ids_a,
+            attention_mask_a,
+            input_ids_b,
+            attention_mask_b,
         )
-        pooled = [pooled_embedding]
-        for cell in self.cells:
-            out, mask = cell(s0, m0, s1, m1)
-            pooled.append(masked_mean(out, mask))
-            s0, m0, s1, m1 = s1, m1, out, mask
-        return self.head(pooled, self.genotype.num_cells)
+        return self.head(pooled, self.genotype.num_cells, pooled_b)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
     def flops(self, seq_len: int) -> int:
-        """FLOPs per example under the conventions of ``searchspace.costs``."""
+        """FLOPs per example under the conventions of ``searchspace.costs`` (a siamese config
+        counts a pair: the cells run once per sentence)."""
         h = self.config.hidden_size
         per_cell = sum(op_cost(e.op, h, seq_len).flops for e in self.genotype.edges)
-        return self.genotype.num_cells * per_cell + 2 * h * self.config.num_labels
+        cells = cell_passes(self.config) * self.genotype.num_cells * per_cell
+        return cells + head_flops(self.config)
 
     @classmethod
     def from_supernet(cls, supernet: nn.Module, genotype: Genotype) -> DerivedStudent:

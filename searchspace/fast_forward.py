@@ -13,7 +13,9 @@ test compares them on random genotypes) and cuts the kernel launches:
 - the pooling windows' real-token counts and the mean-pooling counts are computed once per mask
   per forward, the softmax weights once per parameter update (as floats, cached);
 - a single-sentence input (the same tensors given as sentence a and b) is embedded once, and
-  the head's masked means of cells with one mask share one sum.
+  the head's masked means of cells with one mask share one sum;
+- a siamese pair runs as one single-sentence batch of 2B rows (a's, then b's), as the training
+  forward does; the mixed vectors are split into u and v only for the head's pair features.
 
 Traced for ONNX export, the same code keeps the weights as tensors (0-d coefficients).
 """
@@ -24,6 +26,7 @@ import torch
 from torch import nn
 
 from searchspace.genotype import edge_key
+from searchspace.pair_encoding import is_single, split_rows, stack_rows
 from searchspace.primitives import POOL_KERNEL, AvgPool, Conv, Identity, MaxPool, Zero
 
 
@@ -231,6 +234,13 @@ def cell_forward(cell, s0, m0, s1, m1, cache: _MaskCache, weights: list[Coeffici
 def student_forward(student, input_ids_a, attention_mask_a, input_ids_b, attention_mask_b):
     """``DerivedStudent.forward`` in eval mode (see the module docstring)."""
     cache = _MaskCache()
+    siamese = student.config.siamese
+    single = is_single(input_ids_a, attention_mask_a, input_ids_b, attention_mask_b)
+    if siamese:
+        input_ids_a, attention_mask_a = stack_rows(
+            input_ids_a, attention_mask_a, input_ids_b, attention_mask_b
+        )
+        input_ids_b, attention_mask_b = input_ids_a, attention_mask_a
     s_a = student.embedding(input_ids_a, attention_mask_a)
     same = input_ids_b is input_ids_a and attention_mask_b is attention_mask_a
     if same:
@@ -274,5 +284,6 @@ def student_forward(student, input_ids_a, attention_mask_a, input_ids_b, attenti
     mixed = _scale(pooled_embedding, layer_weights[0])
     for mask, states in mixed_states.values():
         mixed = mixed + cache.mean(states, mask)
-    linear = head.classifiers[str(depth)] if head.per_depth else head.classifier
-    return linear(torch.tanh(mixed))
+    if siamese:
+        mixed = head.features(*split_rows(mixed, single))
+    return head.linear(depth)(torch.tanh(mixed))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from searchspace.config import SupernetConfig
-from searchspace.primitives import PRIMITIVES
+from searchspace.primitives import PARAMETER_FREE, PRIMITIVES
 
 GENOTYPE_FORMAT = 1
 
@@ -138,6 +138,7 @@ def derive_genotype(
     config: SupernetConfig,
     *,
     exclude_zero: bool = True,
+    max_param_free: int | None = None,
 ) -> Genotype:
     """Discretise architecture parameters (method notes 2.4).
 
@@ -145,13 +146,19 @@ def derive_genotype(
     strength is its highest op probability and its op the argmax. ``exclude_zero`` follows
     DARTS and [A-PT]; [A-ET] ranks with "zero" included (then a node may keep a zero edge,
     which the genotype records as a dropped edge). K = argmax of the depth logits + 1.
+
+    ``max_param_free`` caps the kept edges whose op is parameter-free (P-DARTS keeps at most
+    M = 2 skips): the excess ones, those losing the least probability first, take their best
+    parametrised op instead; the kept edges stay the same. None = no cap (the sources).
     """
+    if max_param_free is not None and max_param_free < 0:
+        raise ValueError(f"max_param_free must be >= 0 or None, got {max_param_free!r}")
     probs = torch.softmax(edge_logits.detach().float(), dim=-1)
     names = list(config.primitives)
     if exclude_zero and "zero" in names and len(names) > 1:
         probs = probs.clone()
         probs[:, names.index("zero")] = -1.0
-    edges: list[Edge] = []
+    kept: list[tuple[int, str]] = []  # (row, op)
     pairs = edge_list(config.nodes_per_cell)
     for target in range(2, 2 + config.nodes_per_cell):
         rows = [row for row, (_, t) in enumerate(pairs) if t == target]
@@ -161,6 +168,29 @@ def derive_genotype(
         for row in ranked:
             op = names[int(probs[row].argmax())]
             if op != "zero":
-                edges.append(Edge(target, pairs[row][0], op))
+                kept.append((row, op))
+    if max_param_free is not None:
+        kept = _cap_param_free(kept, probs, names, max_param_free)
+    edges = [Edge(pairs[row][1], pairs[row][0], op) for row, op in kept]
     num_cells = int(depth_logits.detach().argmax()) + 1
     return Genotype(tuple(edges), num_cells, config.nodes_per_cell)
+
+
+def _cap_param_free(
+    kept: list[tuple[int, str]], probs: torch.Tensor, names: list[str], cap: int
+) -> list[tuple[int, str]]:
+    """``kept`` with at most ``cap`` parameter-free ops (see ``derive_genotype``)."""
+    param_cols = [col for col, name in enumerate(names) if name not in PARAMETER_FREE]
+    free = [row for row, op in kept if op in PARAMETER_FREE]
+    if not param_cols or len(free) <= cap:
+        return kept
+
+    def best_param(row: int) -> int:
+        return max(param_cols, key=lambda col: (float(probs[row, col]), -col))
+
+    def loss(row: int) -> float:
+        return float(probs[row].max()) - float(probs[row, best_param(row)])
+
+    # Ties break toward the earlier edge so derivation is deterministic.
+    converted = set(sorted(free, key=lambda row: (loss(row), row))[: len(free) - cap])
+    return [(row, names[best_param(row)] if row in converted else op) for row, op in kept]

@@ -83,8 +83,9 @@ class TextClassifier:
     def batches(
         self, texts_a: Sequence[str], texts_b: Sequence[str] | None, batch_size: int
     ) -> list[tuple[list[int], tuple[torch.Tensor, ...]]]:
-        """(row indices, student inputs) per batch; both sentences padded to one length because
-        the first cell adds their states position-wise."""
+        """(row indices, student inputs) per batch; both sentences padded to one length: the
+        first cell adds their states position-wise ("joint"), or they are stacked into one
+        batch ("siamese")."""
         if self.info.is_pair and texts_b is None:
             raise ValueError(
                 f"this student reads pairs ({', '.join(self.info.text_columns)}): give both texts"

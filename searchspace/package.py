@@ -27,6 +27,8 @@ WEIGHTS_FILE = "student.safetensors"
 TASK_FILE = "task.json"
 TOKENIZER_DIR = "tokenizer"
 REQUIRED_FILES = (GENOTYPE_FILE, CONFIG_FILE, WEIGHTS_FILE, TASK_FILE)
+# The encoding of a student_config.json without "pair_encoding" (the paper's, the only one then).
+LEGACY_PAIR_ENCODING = "joint"
 
 
 class PackageError(ValueError):
@@ -144,6 +146,9 @@ def load_student(folder: str | Path) -> DerivedStudent:
             raise
         raise PackageError(f"{folder / GENOTYPE_FILE} is not a valid genotype: {error}") from error
     config_data = _read_json(folder / CONFIG_FILE)
+    if isinstance(config_data, dict) and "pair_encoding" not in config_data:
+        # Saved before pair encodings existed: those students were all trained "joint".
+        config_data = {**config_data, "pair_encoding": LEGACY_PAIR_ENCODING}
     try:
         config = SupernetConfig.from_dict(config_data)
         student = DerivedStudent(config, genotype)

@@ -8,16 +8,18 @@ so the same forward serves Gumbel samples, soft relaxations and one-hot genotype
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
 
 from searchspace.cells import SearchCell
 from searchspace.config import SupernetConfig
-from searchspace.embeddings import StudentEmbedding, embed_pair, masked_mean
+from searchspace.embeddings import StudentEmbedding
 from searchspace.genotype import Genotype, derive_genotype
 from searchspace.gumbel import gumbel_softmax
 from searchspace.head import AttentiveHead
+from searchspace.pair_encoding import encode
 
 
 @dataclass
@@ -49,6 +51,9 @@ class AdaBertSupernet(nn.Module):
             torch.randn(config.num_edges, len(config.primitives)) * 1e-3
         )
         self.depth_logits = nn.Parameter(torch.randn(config.max_cells) * 1e-3)
+        # Set by the search, not part of SupernetConfig (which student packages save): drop
+        # probability of parameter-free op outputs in training mode (P-DARTS; see MixedOp).
+        self.param_free_dropout = 0.0
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [self.edge_logits, self.depth_logits]
@@ -84,16 +89,21 @@ class AdaBertSupernet(nn.Module):
         edge_weights: torch.Tensor,
         depth_weights: torch.Tensor,
     ) -> SupernetOutput:
-        s0, m0, s1, m1, pooled_embedding = embed_pair(
-            self.embedding, input_ids_a, attention_mask_a, input_ids_b, attention_mask_b
-        )
         depth = self.computed_depth(depth_weights)
-        pooled = [pooled_embedding]
-        for cell in self.cells[:depth]:
-            out, mask = cell(s0, m0, s1, m1, edge_weights)
-            pooled.append(masked_mean(out, mask))
-            s0, m0, s1, m1 = s1, m1, out, mask
-        logits = torch.stack([self.head(pooled, k) for k in range(1, depth + 1)])
+        cells = [
+            partial(cell, edge_weights=edge_weights, param_free_dropout=self.param_free_dropout)
+            for cell in self.cells[:depth]
+        ]
+        pooled, pooled_b = encode(
+            self.config.siamese,
+            self.embedding,
+            cells,
+            input_ids_a,
+            attention_mask_a,
+            input_ids_b,
+            attention_mask_b,
+        )
+        logits = torch.stack([self.head(pooled, k, pooled_b) for k in range(1, depth + 1)])
         return SupernetOutput(logits, edge_weights, depth_weights)
 
     def computed_depth(self, depth_weights: torch.Tensor) -> int:
@@ -107,7 +117,11 @@ class AdaBertSupernet(nn.Module):
             return int(depth_weights.detach().argmax()) + 1
         return self.config.max_cells
 
-    def genotype(self, *, exclude_zero: bool = True) -> Genotype:
+    def genotype(self, *, exclude_zero: bool = True, max_param_free: int | None = None) -> Genotype:
         return derive_genotype(
-            self.edge_logits, self.depth_logits, self.config, exclude_zero=exclude_zero
+            self.edge_logits,
+            self.depth_logits,
+            self.config,
+            exclude_zero=exclude_zero,
+            max_param_free=max_param_free,
         )

@@ -281,6 +281,8 @@ def supernet_config_for(cfg: RunConfig, prepared: PreparedTask) -> SupernetConfi
         num_labels=prepared.task.num_labels,
         max_positions=max(cfg.data.max_seq_length, cfg.run.latency_seq_length),
         teacher_embedding_size=prepared.teacher_embedding_size,
+        # One sentence has nothing to compare: the cells see it as the paper's code does.
+        pair_encoding=cfg.supernet.pair_encoding if prepared.task.is_pair else "joint",
     )
 
 

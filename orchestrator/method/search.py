@@ -9,6 +9,7 @@ score of the derived sub-network is kept ([A-ET] find_best_search, [A-PT]).
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ from orchestrator.method.epochs import (
     optimiser_step,
     restore_loader,
     run_phase,
+    steps_per_epoch,
     train_epoch,
 )
 from orchestrator.progress import EpochReport
@@ -70,7 +72,20 @@ def warmup_epochs(cfg: SearchSection) -> int:
     return int(cfg.arch_warmup_fraction * cfg.epochs)
 
 
-def sampled_loss(supernet, objective, batch: Batch, temperature: float, generator):
+def efficiency_ramp(
+    step: int, *, total_steps: int, warmup_steps: int, ramp_fraction: float
+) -> float:
+    """β's multiplier at search step ``step`` (0-based over all epochs; ours): 0 until α starts
+    learning at ``warmup_steps``, then linear up to 1 over ``ramp_fraction * total_steps``."""
+    if ramp_fraction <= 0:
+        return 1.0
+    progress = max(0, step - warmup_steps) / max(1, total_steps)
+    return min(1.0, progress / ramp_fraction)
+
+
+def sampled_loss(
+    supernet, objective, batch: Batch, temperature: float, generator, efficiency_scale=1.0
+):
     """The objective under one Gumbel sample of the architecture."""
     edge_w, depth_w = supernet.sample_arch(temperature, generator=generator)
     output = supernet(*batch.student_inputs(), edge_weights=edge_w, depth_weights=depth_w)
@@ -79,6 +94,7 @@ def sampled_loss(supernet, objective, batch: Batch, temperature: float, generato
         batch.labels,
         teacher_probe_logits=batch.teacher_probe_logits,
         teacher_logits=batch.teacher_logits,
+        efficiency_scale=efficiency_scale,
     )
 
 
@@ -110,6 +126,7 @@ class SearchPhase:
         self.supernet, self.objective, self.task, self.cfg = supernet, objective, task, cfg
         self.train_loader, self.dev_loader, self.arch_loader = train_loader, dev_loader, arch_loader
         self.primary_metric, self.progress = primary_metric, progress
+        supernet.param_free_dropout = cfg.param_free_dropout
         self.w_opt = torch.optim.SGD(
             supernet.weight_parameters(),
             lr=cfg.weight_lr,
@@ -148,14 +165,30 @@ class SearchPhase:
 
     # --- the two update rules --------------------------------------------------------------
 
-    def joint_step(self, batch: Batch, *, temperature: float, update_arch: bool):
-        terms = sampled_loss(self.supernet, self.objective, batch, temperature, self.generator)
+    def efficiency_scale(self, step: int) -> float:
+        """β's ramp multiplier at search step ``step`` (see ``efficiency_ramp``)."""
+        per_epoch = steps_per_epoch(self.train_loader, self.cfg.max_steps_per_epoch)
+        return efficiency_ramp(
+            step,
+            total_steps=self.cfg.epochs * per_epoch,
+            warmup_steps=self.warmup * per_epoch,
+            ramp_fraction=self.cfg.efficiency_ramp_fraction,
+        )
+
+    def joint_step(self, batch: Batch, *, temperature: float, update_arch: bool, scale=1.0):
+        terms = sampled_loss(
+            self.supernet, self.objective, batch, temperature, self.generator, scale
+        )
         optimisers = (self.w_opt, self.a_opt) if update_arch else (self.w_opt,)
         optimiser_step(terms.total, optimisers, self.params, self.cfg.grad_clip)
         return terms.as_floats()
 
-    def alternating_step(self, batch: Batch, *, temperature: float, update_arch: bool, arch):
-        terms = sampled_loss(self.supernet, self.objective, batch, temperature, self.generator)
+    def alternating_step(
+        self, batch: Batch, *, temperature: float, update_arch: bool, arch, scale=1.0
+    ):
+        terms = sampled_loss(
+            self.supernet, self.objective, batch, temperature, self.generator, scale
+        )
         optimiser_step(terms.total, (self.w_opt,), self.params, self.cfg.grad_clip)
         if update_arch:
             arch_batch = next(arch, None)
@@ -163,7 +196,7 @@ class SearchPhase:
                 arch.restart()
                 arch_batch = next(arch)
             arch_terms = sampled_loss(
-                self.supernet, self.objective, arch_batch, temperature, self.generator
+                self.supernet, self.objective, arch_batch, temperature, self.generator, scale
             )
             optimiser_step(arch_terms.total, (self.a_opt,), self.params, self.cfg.grad_clip)
         return terms.as_floats()
@@ -174,16 +207,28 @@ class SearchPhase:
         epoch = self.epoch + 1
         temperature = self.schedule(max(0, self.epoch - self.warmup))
         update_arch = self.epoch >= self.warmup
+        # Search steps count from the epoch, so a restored phase continues the β ramp exactly.
+        per_epoch = steps_per_epoch(self.train_loader, self.cfg.max_steps_per_epoch)
+        step_index = itertools.count(self.epoch * per_epoch)
         if self.arch_loader is None:
 
             def step(batch):
-                return self.joint_step(batch, temperature=temperature, update_arch=update_arch)
+                return self.joint_step(
+                    batch,
+                    temperature=temperature,
+                    update_arch=update_arch,
+                    scale=self.efficiency_scale(next(step_index)),
+                )
         else:
             arch = _Restartable(self.arch_loader)
 
             def step(batch):
                 return self.alternating_step(
-                    batch, temperature=temperature, update_arch=update_arch, arch=arch
+                    batch,
+                    temperature=temperature,
+                    update_arch=update_arch,
+                    arch=arch,
+                    scale=self.efficiency_scale(next(step_index)),
                 )
 
         self.supernet.train()
@@ -195,7 +240,9 @@ class SearchPhase:
             progress=self.progress,
         )
         self.w_sched.step()
-        genotype = self.supernet.genotype(exclude_zero=self.cfg.exclude_zero)
+        genotype = self.supernet.genotype(
+            exclude_zero=self.cfg.exclude_zero, max_param_free=self.cfg.max_param_free_edges
+        )
         self.supernet.eval()
         forward = subnetwork_forward(self.supernet, genotype)
         dev = evaluate(self.task, forward, self.dev_loader, prefix="dev")

@@ -355,6 +355,7 @@ def smoke_test_overrides() -> list[str]:
         "base.data.max_train_samples=64",
         "base.data.max_dev_samples=32",
         "base.data.max_seq_length=32",
+        "base.data.augment_copies=1",
         "base.teacher.epochs=1.0",
         "base.teacher.probe_epochs=1",
         "base.search.epochs=2",

@@ -36,7 +36,10 @@ GENOTYPE = Genotype(
 )
 
 
-def make_package(folder: Path, teacher_dir: Path, info: TaskInfo, *, seed: int = 0) -> Path:
+def make_package(
+    folder: Path, teacher_dir: Path, info: TaskInfo, *, seed: int = 0, legacy: bool = False
+) -> Path:
+    """``legacy``: a package written before pair encodings (joint, no "pair_encoding" key)."""
     from orchestrator.teacher.model import load_tokenizer
 
     tokenizer = load_tokenizer(str(teacher_dir))
@@ -46,6 +49,7 @@ def make_package(folder: Path, teacher_dir: Path, info: TaskInfo, *, seed: int =
         hidden_size=16,
         max_cells=2,
         num_labels=1 if info.labels is None else len(info.labels),
+        pair_encoding="joint" if legacy else "siamese",
     )
     torch.manual_seed(seed)
     student = DerivedStudent(config, GENOTYPE)
@@ -54,6 +58,11 @@ def make_package(folder: Path, teacher_dir: Path, info: TaskInfo, *, seed: int =
             parameter.mul_(20.0)
     folder.mkdir(parents=True)
     write_student(folder, student=student, genotype=GENOTYPE)
+    if legacy:
+        config_file = folder / "student_config.json"
+        data = json.loads(config_file.read_text())
+        del data["pair_encoding"]
+        config_file.write_text(json.dumps(data))
     tokenizer.save_pretrained(str(folder / "tokenizer"))
     write_task_info(folder, info)
     return folder
@@ -62,10 +71,14 @@ def make_package(folder: Path, teacher_dir: Path, info: TaskInfo, *, seed: int =
 @pytest.fixture(scope="module")
 def packages(tiny_teacher_dir, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("packages")
-    return {
+    packages = {
         info.task: make_package(root / info.task, tiny_teacher_dir, info)
         for info in (SENTIMENT, PARAPHRASE, SIMILARITY)
     }
+    for info in (SENTIMENT, PARAPHRASE):
+        name = f"{info.task}-legacy"
+        packages[name] = make_package(root / name, tiny_teacher_dir, info, legacy=True)
+    return packages
 
 
 def _sentences(count: int, seed: int) -> list[str]:
@@ -88,7 +101,7 @@ def _one_by_one(folder: Path, texts_a, texts_b=None) -> torch.Tensor:
     return torch.cat(rows)
 
 
-@pytest.mark.parametrize("task", ["sentiment", "paraphrase", "similarity"])
+@pytest.mark.parametrize("task", ["sentiment", "paraphrase", "similarity", "paraphrase-legacy"])
 def test_batched_length_sorted_prediction_equals_one_input_at_a_time(packages, task):
     from orchestrator.student.source import open_student
 
@@ -227,7 +240,9 @@ def test_bad_inputs_are_one_line_exit_2(packages, tmp_path, capsys):
         assert message in _error(capsys), args
 
 
-@pytest.mark.parametrize("task", ["sentiment", "paraphrase"])
+@pytest.mark.parametrize(
+    "task", ["sentiment", "paraphrase", "sentiment-legacy", "paraphrase-legacy"]
+)
 def test_onnx_export_agrees_with_pytorch_and_predicts_the_same(packages, tmp_path, task, capsys):
     out = tmp_path / f"{task}-onnx"
     assert main(["export", str(packages[task]), "--out", str(out)]) == 0

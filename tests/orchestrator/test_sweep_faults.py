@@ -180,8 +180,10 @@ def test_a_killed_trial_worker_resumes_from_its_checkpoint_with_the_same_result(
 
 def test_ctrl_c_closes_every_record_and_resume_finishes(tmp_path, tiny_teacher_dir, sweep_cache):
     name, planned = "cc", 1
+    # Enough epochs that the Ctrl-C lands while both tasks still train (with 3 the faster task
+    # could finish between the poll and the signal).
     config = write_sweep(
-        tmp_path, tiny_teacher_dir, name=name, trials=planned, search_epochs=3, cache=sweep_cache
+        tmp_path, tiny_teacher_dir, name=name, trials=planned, search_epochs=8, cache=sweep_cache
     )
     folder = tmp_path / name
     process = start(adabert("sweep", str(config)), cwd=tmp_path)

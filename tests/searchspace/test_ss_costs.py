@@ -8,7 +8,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from searchspace import DerivedStudent, Edge, Genotype, SupernetConfig, derive_genotype
-from searchspace.costs import expected_cost, op_cost, op_cost_table
+from searchspace.costs import cell_passes, expected_cost, op_cost, op_cost_table
 from searchspace.primitives import CONV_SHAPES, PARAMETER_FREE, PRIMITIVES, build_op
 
 POOLS = ("avg_pool_3", "max_pool_3")
@@ -131,8 +131,9 @@ def _genotypes(config: SupernetConfig) -> list[Genotype]:
     return genotypes
 
 
+@pytest.mark.parametrize("pair_encoding", ["siamese", "joint"])
 @pytest.mark.parametrize("head_per_depth", [True, False])
-def test_expected_cost_one_hot_equals_derived_student(head_per_depth):
+def test_expected_cost_one_hot_equals_derived_student(head_per_depth, pair_encoding):
     config = SupernetConfig(
         vocab_size=40,
         max_positions=20,
@@ -140,6 +141,7 @@ def test_expected_cost_one_hot_equals_derived_student(head_per_depth):
         max_cells=4,
         num_labels=3,
         head_per_depth=head_per_depth,
+        pair_encoding=pair_encoding,
     )
     seq_len = 9
     genotypes = _genotypes(config)
@@ -192,9 +194,16 @@ def _pooling_flops(genotype: Genotype, hidden: int, seq_len: int) -> int:
     return genotype.num_cells * pools * 3 * hidden * seq_len
 
 
-def test_flop_counter_on_derived_student_equals_ours_minus_pooling():
+@pytest.mark.parametrize("pair_encoding", ["siamese", "joint"])
+def test_flop_counter_on_derived_student_equals_ours_minus_pooling(pair_encoding):
+    # A pair example: under "siamese" the cells run on both sentences (2 rows per example).
     config = SupernetConfig(
-        vocab_size=40, max_positions=20, hidden_size=12, max_cells=4, num_labels=3
+        vocab_size=40,
+        max_positions=20,
+        hidden_size=12,
+        max_cells=4,
+        num_labels=3,
+        pair_encoding=pair_encoding,
     )
     seq_len = 9
     checked_pools = False
@@ -203,7 +212,7 @@ def test_flop_counter_on_derived_student_equals_ours_minus_pooling():
         ids = torch.randint(1, config.vocab_size, (1, seq_len))
         mask = torch.ones(1, seq_len)
         counted = _counted_flops(student, ids, mask, ids.flip(1), mask)
-        pooling = _pooling_flops(genotype, config.hidden_size, seq_len)
+        pooling = cell_passes(config) * _pooling_flops(genotype, config.hidden_size, seq_len)
         checked_pools = checked_pools or pooling > 0
         assert counted == student.flops(seq_len) - pooling, genotype.summary()
     assert checked_pools

@@ -36,11 +36,20 @@ def _reference(student: DerivedStudent, *inputs) -> torch.Tensor:
         student.eval()
 
 
+@pytest.mark.parametrize("pair_encoding", ["siamese", "joint"])
 @pytest.mark.parametrize("seed", range(40))
-def test_eval_forward_equals_the_training_forward_without_dropout(seed, pair_batch_factory):
+def test_eval_forward_equals_the_training_forward_without_dropout(
+    seed, pair_encoding, pair_batch_factory
+):
     rng = random.Random(seed)
     config = SupernetConfig(
-        vocab_size=50, max_positions=32, hidden_size=8, max_cells=3, num_labels=3, dropout=0.0
+        vocab_size=50,
+        max_positions=32,
+        hidden_size=8,
+        max_cells=3,
+        num_labels=3,
+        dropout=0.0,
+        pair_encoding=pair_encoding,
     )
     genotype = _random_genotype(rng, 3, rng.randint(1, 3))
     torch.manual_seed(seed)
@@ -48,15 +57,25 @@ def test_eval_forward_equals_the_training_forward_without_dropout(seed, pair_bat
     batch = pair_batch_factory(50, [6, 4, 2], [3, 6, 5], extra=3, seed=seed)
     ids = torch.randint(1, 50, (2, 5), generator=torch.Generator().manual_seed(seed))
     full = (ids, torch.ones(2, 5), ids.flip(1), torch.ones(2, 5))  # no padding anywhere
-    for inputs in (batch.unpadded(), batch.padded(), full):
+    single = batch.padded()[:2] * 2  # one sentence as the same tensors twice
+    for inputs in (batch.unpadded(), batch.padded(), full, single):
         with torch.inference_mode():
             fast = student(*inputs)
         torch.testing.assert_close(fast, _reference(student, *inputs), rtol=1e-5, atol=1e-6)
 
 
-def test_one_sentence_given_twice_is_embedded_once_with_the_same_result(pair_batch_factory):
+@pytest.mark.parametrize("pair_encoding", ["siamese", "joint"])
+def test_one_sentence_given_twice_is_embedded_once_with_the_same_result(
+    pair_encoding, pair_batch_factory
+):
     config = SupernetConfig(
-        vocab_size=50, max_positions=32, hidden_size=8, max_cells=2, nodes_per_cell=2, dropout=0.0
+        vocab_size=50,
+        max_positions=32,
+        hidden_size=8,
+        max_cells=2,
+        nodes_per_cell=2,
+        dropout=0.0,
+        pair_encoding=pair_encoding,
     )
     genotype = Genotype(
         (Edge(2, 0, "avg_pool_3"), Edge(2, 1, "avg_pool_3"), Edge(3, 1, "std_conv_3")), 2, 2
@@ -70,15 +89,23 @@ def test_one_sentence_given_twice_is_embedded_once_with_the_same_result(pair_bat
         shared = student(ids, mask, ids, mask)
         assert len(calls) == 1
         copied = student(ids, mask, ids.clone(), mask.clone())
-        assert len(calls) == 3
+        # A siamese pair is embedded in one call (a's and b's rows stacked).
+        assert len(calls) == (2 if pair_encoding == "siamese" else 3)
     torch.testing.assert_close(shared, copied, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(shared, _reference(student, ids, mask, ids, mask))
 
 
-def test_identical_parameter_free_edges_run_once(monkeypatch):
-    """n2 and n3 both pool n0 and n1: two avg-pool kernels per cell, not four."""
+@pytest.mark.parametrize("pair_encoding", ["siamese", "joint"])
+def test_identical_parameter_free_edges_run_once(monkeypatch, pair_encoding):
+    """n2 and n3 both pool n0 and n1: two avg-pool kernels per cell, not four (one when n0 and
+    n1 are the same sentence, as in the siamese encoding)."""
     config = SupernetConfig(
-        vocab_size=50, max_positions=32, hidden_size=8, max_cells=1, nodes_per_cell=2
+        vocab_size=50,
+        max_positions=32,
+        hidden_size=8,
+        max_cells=1,
+        nodes_per_cell=2,
+        pair_encoding=pair_encoding,
     )
     genotype = Genotype(
         (
@@ -105,7 +132,8 @@ def test_identical_parameter_free_edges_run_once(monkeypatch):
         student(ids, mask, ids.clone(), mask.clone())
     # One pool per distinct input (n0, n1) and one window count per mask object (two here):
     # 4 kernels, where the per-edge code runs a pool and a count on each of 4 edges (8).
-    assert len(pools) == 4
+    # Siamese: n0 and n1 are one tensor of a's and b's rows with one mask: 2 kernels.
+    assert len(pools) == (2 if pair_encoding == "siamese" else 4)
     pools.clear()
     student.train()
     student(ids, mask, ids.clone(), mask.clone())

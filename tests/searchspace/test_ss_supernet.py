@@ -166,8 +166,14 @@ GENOTYPES = [
 @pytest.mark.parametrize("genotype", GENOTYPES, ids=lambda g: f"K{g.num_cells}")
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"head_per_depth": False}, {"teacher_embedding_size": 12}],
-    ids=["per_depth_head", "shared_head", "factorised"],
+    [
+        {},
+        {"head_per_depth": False},
+        {"teacher_embedding_size": 12},
+        {"pair_encoding": "joint"},
+        {"pair_encoding": "joint", "head_per_depth": False},
+    ],
+    ids=["per_depth_head", "shared_head", "factorised", "joint", "joint_shared_head"],
 )
 def test_derived_student_inherits_supernet_weights(genotype, overrides, pair_batch):
     torch.manual_seed(0)
