@@ -305,7 +305,7 @@ def compute_knowledge(
     knowledge_seconds = time.perf_counter() - fine_tuned_at
     augmented_rows, augment_seconds = 0, 0.0
     if augmentation is not None and augmentation.settings.copies:
-        started = time.perf_counter()
+        augment_started = time.perf_counter()
         texts = augmentation.augment(model, tokenizer)
         augmented_rows = len(texts["label"])
         if augmented_rows:
@@ -317,7 +317,7 @@ def compute_knowledge(
                 staging.name,
                 texts,
             )
-        augment_seconds = time.perf_counter() - started
+        augment_seconds = time.perf_counter() - augment_started
     return {
         "augmented_rows": augmented_rows,
         # The cache miss's phases, kept so a cache hit can still say what the entry cost.

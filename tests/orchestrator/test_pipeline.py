@@ -201,7 +201,11 @@ def test_transfer_set_is_the_training_set_plus_teacher_labelled_copies(setup, tm
     texts = _read_augmented(entries[0] / "augmented.parquet").texts
     sources = torch.tensor(texts["source"])
     assert torch.equal(prepared.train.labels[n:], plain.train.labels[sources])
+    phases = prepared.knowledge_seconds
+    assert set(phases) == {"fine_tune", "knowledge", "augment"}
+    assert all(seconds > 0 for seconds in phases.values()), phases
     again = prepare_task(cfg)
     assert again.cache_hit and len(again.train) == len(prepared.train)
+    assert again.knowledge_seconds == phases  # a hit still says what the entry cost
     assert torch.equal(again.train.input_ids_b, prepared.train.input_ids_b)
     assert torch.equal(again.train.teacher_probe_logits, prepared.train.teacher_probe_logits)
