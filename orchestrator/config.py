@@ -138,8 +138,10 @@ class SearchSection:
     # Collapse guards against parameter-free ops (pooling, identity, zero) winning the search.
     # P-DARTS (Chen et al. 2019) keeps at most M = 2 skips at derive time; here the cap covers
     # every parameter-free op of the derived cell, the excess ones take their best
-    # parametrised op. None = no cap (AdaBERT's sources).
-    max_param_free_edges: int | None = 2
+    # parametrised op. None = no cap (AdaBERT's sources), the default: with the transfer set,
+    # pooling cells matched convolution cells on the demo tasks at a third of the cost
+    # (README, "The collapse"), and the cap makes every student conv-heavy and slow.
+    max_param_free_edges: int | None = None
     # Ours: β ramps linearly from 0 once α starts learning, reaching the full β after this
     # share of the search steps ("warm up with β ramped from 0"). 0 = full β from the start.
     efficiency_ramp_fraction: float = 0.0

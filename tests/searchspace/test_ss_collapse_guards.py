@@ -400,7 +400,7 @@ def test_supernet_dropout_is_set_by_the_search_and_off_in_eval():
 
 def test_defaults():
     cfg = SearchSection()
-    assert cfg.max_param_free_edges == 2
+    assert cfg.max_param_free_edges is None
     assert cfg.efficiency_ramp_fraction == 0.0
     assert cfg.param_free_dropout == 0.0
     assert (
