@@ -1,7 +1,8 @@
 """MixedOp, the searchable cell and the derived cell (DARTS-style DAG, AdaBERT's attentive output).
 
 A cell maps its two inputs (each with its own padding mask) to one output whose mask is the
-union of theirs: for sentence pairs the first cell receives the two sentences separately.
+union of theirs: for sentence pairs under the "joint" encoding the first cell receives the two
+sentences separately; under "siamese" each sentence is both inputs (``pair_encoding.py``).
 """
 
 from __future__ import annotations
