@@ -180,11 +180,11 @@ def test_a_killed_trial_worker_resumes_from_its_checkpoint_with_the_same_result(
 
 def test_ctrl_c_closes_every_record_and_resume_finishes(tmp_path, tiny_teacher_dir, sweep_cache):
     name, planned = "cc", 1
-    # The Ctrl-C goes as soon as one task has trained an epoch, with seven more to go: waiting
-    # for both tasks let the faster one finish first (its tiny epochs take ~2 s, and reads of
-    # the MLflow store can miss while two trials write to it).
+    # The Ctrl-C goes as soon as one task has trained an epoch, with many more to go: the tiny
+    # epochs take about 2 s, and with 3 or 8 of them both trials finished before the poll saw
+    # one (reads of the MLflow store can miss while two trials write to it).
     config = write_sweep(
-        tmp_path, tiny_teacher_dir, name=name, trials=planned, search_epochs=8, cache=sweep_cache
+        tmp_path, tiny_teacher_dir, name=name, trials=planned, search_epochs=30, cache=sweep_cache
     )
     folder = tmp_path / name
     process = start(adabert("sweep", str(config)), cwd=tmp_path)
