@@ -203,6 +203,23 @@ def joint_encoding_datasets(
     return encoded[0], encoded[1]
 
 
+def train_on_budget(model, cfg, prepared, budget, name: str, reporter):
+    """``model`` trained on the transfer set for the searched student's total step budget:
+    (the retrain result, the retrain section it ran with)."""
+    retrain_cfg = budget_retrain(cfg, len(prepared.train), budget["total"])
+    trained = train_baseline(
+        model,
+        cfg,
+        prepared,
+        retrain_cfg=retrain_cfg,
+        train=prepared.train,
+        dev=prepared.dev,
+        name=name,
+        reporter=reporter,
+    )
+    return trained, retrain_cfg
+
+
 def train_baseline(
     student: torch.nn.Module,
     cfg: RunConfig,
@@ -278,17 +295,7 @@ def random_baseline(cfg, prepared, result: TrialResult, config, options, budget,
     )
     seed_everything(cfg.run.seed)
     student = scratch_student(config, genotype, teacher_tables(prepared, config))
-    retrain_cfg = budget_retrain(cfg, len(prepared.train), budget["total"])
-    trained = train_baseline(
-        student,
-        cfg,
-        prepared,
-        retrain_cfg=retrain_cfg,
-        train=prepared.train,
-        dev=prepared.dev,
-        name="random",
-        reporter=reporter,
-    )
+    trained, retrain_cfg = train_on_budget(student, cfg, prepared, budget, "random", reporter)
     return {
         "model": student,
         "metrics": strip_prefix(trained.dev_metrics),

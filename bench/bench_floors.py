@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 from bench_baselines import (
-    budget_retrain,
     count_params,
     retrain_steps,
     strip_prefix,
-    train_baseline,
+    train_on_budget,
 )
 from torch import nn
 
@@ -105,16 +104,8 @@ def floor_baseline(cfg, prepared: PreparedTask, config, budget, reporter) -> dic
     seed_everything(cfg.run.seed)
     pair = prepared.task.is_pair
     model = bag_of_embeddings(config, teacher_tables(prepared, config), pair=pair)
-    retrain_cfg = budget_retrain(cfg, len(prepared.train), budget["total"])
-    trained = train_baseline(
-        model,
-        cfg,
-        prepared,
-        retrain_cfg=retrain_cfg,
-        train=prepared.train,
-        dev=prepared.dev,
-        name="bag-of-embeddings",
-        reporter=reporter,
+    trained, retrain_cfg = train_on_budget(
+        model, cfg, prepared, budget, "bag-of-embeddings", reporter
     )
     return {
         "model": model,
