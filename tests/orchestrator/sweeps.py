@@ -117,11 +117,22 @@ def adabert(*args: str) -> list[str]:
     return [sys.executable, "-m", "orchestrator", *args]
 
 
+# A shell without job control starts background commands with SIGINT ignored, and exec keeps an
+# ignored signal ignored: a suite run under `cmd &` or nohup (as CI may) would hand the sweep a
+# SIGINT it must not react to, as a user's `adabert sweep ... &` should not. This launcher gives
+# the sweep what a terminal's foreground job has: SIGINT at its default, then execs the command.
+_AS_A_TERMINAL_JOB = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
+
+
 def start(args: list[str], *, cwd: Path, env: dict | None = None) -> subprocess.Popen:
-    """Its own session: every Ray process it starts shares the session id."""
+    """Its own session (every Ray process it starts shares the session id), SIGINT at its
+    default whatever the suite's own disposition, as when typed at a terminal."""
     return subprocess.Popen(
-        args, cwd=cwd, env=env or environment(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [sys.executable, "-c", _AS_A_TERMINAL_JOB, *args], cwd=cwd, env=env or environment(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
 
 
