@@ -207,6 +207,8 @@ class RetrainSection:
 class RunSection:
     seed: int = 42
     output_dir: str = "runs"
+    # The teacher-knowledge cache: a folder, or a URI (s3://, gs://, file://) that every node
+    # of a cluster shares (entries are mirrored locally, see orchestrator/teacher/knowledge.py).
     cache_dir: str = ".adabert/cache"
     # 0 keeps torch's default thread count (Ray sets OMP_NUM_THREADS per trial).
     threads: int = 0

@@ -34,6 +34,16 @@ def check_writable_folder(path: str | Path, what: str) -> Path:
     return path
 
 
+def check_location_setting(location: str, what: str) -> None:
+    """A folder must be writable; a URI (s3://, gs://, file://) must take a probe object."""
+    from orchestrator import storage
+
+    if storage.is_uri(location):
+        storage.check_location(location, what)
+    else:
+        check_writable_folder(location, what)
+
+
 def free_mb(path: str | Path) -> float:
     return shutil.disk_usage(_nearest_existing(Path(path).resolve())).free / 2**20
 
@@ -67,5 +77,5 @@ def check_task_inputs(cfg: RunConfig, *, check_data: bool = True) -> None:
 def check_run(cfg: RunConfig) -> None:
     """``adabert run``: its output and cache folders, then its data and teacher."""
     check_writable_folder(cfg.run.output_dir, "run.output_dir")
-    check_writable_folder(cfg.run.cache_dir, "run.cache_dir")
+    check_location_setting(cfg.run.cache_dir, "run.cache_dir")
     check_task_inputs(cfg)

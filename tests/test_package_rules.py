@@ -126,7 +126,8 @@ FRAMEWORK_HOMES = {
     # student_model.py runs inside the MLflow model (the tokenizer of a logged student).
     "transformers": ("orchestrator/teacher/model.py", "orchestrator/sweep/student_model.py"),
     "datasets": ("orchestrator/tasks/data.py",),
-    "pyarrow": ("orchestrator/teacher/knowledge.py",),
+    # knowledge.py: the cache's Parquet files; storage.py: locations as pyarrow filesystems.
+    "pyarrow": ("orchestrator/teacher/knowledge.py", "orchestrator/storage.py"),
     "onnx": ("orchestrator/student/onnx_export.py",),
     "onnxruntime": ("orchestrator/student/onnx_export.py",),
 }

@@ -7,6 +7,11 @@ and probe logits, row i belonging to example i of the tokenised split, and, when
 augmented, ``augmented.parquet``: the augmented texts with their teacher and probe logits (the
 transfer set is the training set plus these rows). Entries are written under a temporary name and
 renamed when complete, so a reader never sees half an entry.
+
+The cache root may also be a URI (``s3://...``, ``gs://...``, ``file://...``): the cache shared by
+every node of a cluster. Entries are then built or read in a local mirror
+(``$ADABERT_LOCAL_CACHE``, default ``~/.cache/adabert/knowledge``) and uploaded with
+``meta.json`` last, so a node that finds ``meta.json`` under the URI finds the whole entry.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load_file, save_file
 
+from orchestrator import storage
 from orchestrator.config import TeacherSection
 from orchestrator.progress import EpochCallback, EpochReport, progress_bar
 from orchestrator.tasks.augment import Augmenter, AugmentSettings, vocabulary_words
@@ -74,6 +80,9 @@ class TeacherKnowledge:
     cache_hit: bool
     meta: dict = field(default_factory=dict)
     augmented: AugmentedKnowledge | None = None
+    # The teacher folder as every node can reach it: a URI when the cache is shared that way,
+    # else ``teacher_dir``.
+    teacher_location: str = ""
 
 
 @dataclass(frozen=True)
@@ -356,7 +365,7 @@ def prepare_teacher_knowledge(
     fingerprints: dict[str, str],
     max_seq_length: int,
     settings: TeacherSection,
-    cache_root: Path,
+    cache_root: Path | str,
     seed: int,
     augmentation: Augmentation | None = None,
     on_progress: EpochCallback | None = None,
@@ -372,9 +381,72 @@ def prepare_teacher_knowledge(
         seed=seed,
         augment=augmentation.settings if augmentation else None,
     )
-    entry = Path(cache_root).resolve() / f"{task.name}-{key}"
+    name = f"{task.name}-{key}"
+    shared = str(cache_root) if storage.is_uri(str(cache_root)) else ""
+    local_root = local_mirror(shared) if shared else Path(cache_root).resolve()
+    entry = local_root / name
+    remote = storage.join(shared, name) if shared else ""
+    if remote and not (entry / "meta.json").is_file():
+        _fetch(remote, entry)
     if (entry / "meta.json").is_file():
-        return _read_entry(entry)
+        knowledge = _read_entry(entry)
+    else:
+        knowledge = _build_entry(
+            entry, key, reference, tokenizer, task=task, train_columns=train_columns,
+            dev_columns=dev_columns, fingerprints=fingerprints, max_seq_length=max_seq_length,
+            settings=settings, seed=seed, augmentation=augmentation, on_progress=on_progress,
+            progress=progress,
+        )  # fmt: skip
+    if remote:
+        if not storage.exists(storage.join(remote, "meta.json")):
+            storage.upload(entry, remote, last="meta.json")
+        if knowledge.meta.get("teacher_saved"):
+            knowledge.teacher_location = storage.join(remote, "teacher")
+    knowledge.teacher_location = knowledge.teacher_location or knowledge.teacher_dir
+    return knowledge
+
+
+def local_mirror(shared: str) -> Path:
+    """This machine's copy of a shared (URI) cache: one folder per URI."""
+    base = os.environ.get("ADABERT_LOCAL_CACHE") or str(Path.home() / ".cache/adabert/knowledge")
+    return Path(base).resolve() / hashlib.sha256(shared.encode()).hexdigest()[:16]
+
+
+def _fetch(remote: str, entry: Path) -> None:
+    """Download a complete shared entry (its ``meta.json`` is uploaded last) into the mirror."""
+    if not storage.exists(storage.join(remote, "meta.json")):
+        return
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    staging = entry.with_name(f"{entry.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        storage.download(remote, staging)
+        try:
+            os.rename(staging, entry)
+        except OSError:
+            if not (entry / "meta.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build_entry(
+    entry: Path,
+    key: str,
+    reference: str,
+    tokenizer,
+    *,
+    task: TaskSpec,
+    train_columns: dict[str, torch.Tensor],
+    dev_columns: dict[str, torch.Tensor],
+    fingerprints: dict[str, str],
+    max_seq_length: int,
+    settings: TeacherSection,
+    seed: int,
+    augmentation: Augmentation | None,
+    on_progress: EpochCallback | None,
+    progress: bool,
+) -> TeacherKnowledge:
+    """Compute the entry under a temporary name; renamed into place only when complete."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     staging = entry.with_name(f"{entry.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
     staging.mkdir()

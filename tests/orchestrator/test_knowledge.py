@@ -170,3 +170,34 @@ def test_failed_computation_leaves_no_entry(tiny_teacher_dir, sst2_columns, tmp_
     with pytest.raises(RuntimeError):
         _prepare(tiny_teacher_dir, sst2_columns, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_shared_uri_cache_is_built_once_and_read_by_another_machine(
+    tiny_teacher_dir, sst2_columns, tmp_path, monkeypatch
+):
+    """Two "machines" (two local mirrors) share one cache URI: the first builds and uploads the
+    entry, the second downloads it without running the teacher; a remote entry without its
+    ``meta.json`` (an upload that died) is rebuilt, never read."""
+    shared = f"file://{tmp_path / 'bucket'}/cache"
+    monkeypatch.setenv("ADABERT_LOCAL_CACHE", str(tmp_path / "machine-a"))
+    with knowledge.count_teacher_forwards() as built:
+        first = _prepare(tiny_teacher_dir, sst2_columns, shared)
+    assert not first.cache_hit and built.count > 0
+    (entry,) = (tmp_path / "bucket" / "cache").iterdir()
+    assert (entry / "meta.json").is_file() and (entry / "teacher").is_dir()
+    assert first.teacher_location == f"{shared}/{entry.name}/teacher"
+
+    monkeypatch.setenv("ADABERT_LOCAL_CACHE", str(tmp_path / "machine-b"))
+    with knowledge.count_teacher_forwards() as read:
+        second = _prepare(tiny_teacher_dir, sst2_columns, shared)
+    assert second.cache_hit and read.count == 0
+    assert str(tmp_path / "machine-b") in second.teacher_dir
+    assert torch.equal(first.train.probe_logits, second.train.probe_logits)
+    assert torch.equal(first.dev.logits, second.dev.logits)
+
+    (entry / "meta.json").unlink()
+    monkeypatch.setenv("ADABERT_LOCAL_CACHE", str(tmp_path / "machine-c"))
+    with knowledge.count_teacher_forwards() as rebuilt:
+        third = _prepare(tiny_teacher_dir, sst2_columns, shared)
+    assert not third.cache_hit and rebuilt.count > 0
+    assert (entry / "meta.json").is_file()  # uploaded again, complete
