@@ -49,6 +49,14 @@ def register(subparsers) -> None:
         help="absolute folder on the cluster for the sweep folder and the teacher cache (on "
         "shared storage for a multi-node cluster); default ~/adabert on a one-node cluster",
     )
+    submit.add_argument(
+        "--storage",
+        default=os.environ.get("ADABERT_STORAGE") or None,
+        help="a URI (s3://, gs://) every node reaches, for checkpoints, the teacher cache and "
+        "MLflow artifacts; with MLflow and Optuna servers (sweep.tracking_uri, "
+        "sweep.optuna_storage) a multi-node cluster needs no shared file system "
+        "(default $ADABERT_STORAGE)",
+    )
     submit.set_defaults(handler=_submit_command)
 
     jobs = subparsers.add_parser("jobs", help="list, follow or stop submitted sweeps")
@@ -81,10 +89,15 @@ DEFAULT_RESULTS_ROOT = "~/adabert"  # expanded on the cluster: the head node's h
 
 
 def entrypoint(
-    config: str, overrides: list[str], smoke_test: bool, results_root: str = DEFAULT_RESULTS_ROOT
+    config: str,
+    overrides: list[str],
+    smoke_test: bool,
+    results_root: str = DEFAULT_RESULTS_ROOT,
+    storage: str | None = None,
 ) -> str:
     words = ["python", "-m", "orchestrator", "sweep", config, "--address", "auto"]
     words += ["--results-root", results_root]
+    words += ["--storage", storage] if storage else []
     words += [item for value in overrides for item in ("--set", value)]
     words += ["--smoke-test"] if smoke_test else []
     return shlex.join(words)
@@ -100,22 +113,35 @@ def alive_nodes(address: str) -> int | None:
         return None
 
 
-def results_root_for(args: argparse.Namespace) -> str:
-    """Where the submitted sweep writes: never the job's temporary working directory."""
+def results_root_for(args: argparse.Namespace, config: Path | str | None = None) -> str:
+    """Where the submitted sweep writes: never the job's temporary working directory. On a
+    multi-node cluster every node must reach it: a shared file system (``--results-root``,
+    ``sweep.root``), or ``--storage`` plus MLflow and Optuna servers."""
     explicit = args.results_root or any(
         item.split("=", 1)[0].strip() == "sweep.root" for item in args.set
     )
     if args.results_root and not args.results_root.startswith(("/", "~")):
         raise UserInputError(f"--results-root must be an absolute path, got {args.results_root}")
-    if not explicit:
+    if not explicit and not (args.storage and _stores_are_servers(config, args.set)):
         nodes = alive_nodes(args.address)
         if nodes is not None and nodes > 1:
             raise UserInputError(
                 f"the cluster at {args.address} has {nodes} nodes: give a shared location with "
-                "--results-root /shared/adabert (the same path on every node) or --set "
-                "sweep.root=..."
+                "--results-root /shared/adabert (the same path on every node), or --storage "
+                "s3://bucket/adabert with sweep.tracking_uri and sweep.optuna_storage on servers"
             )
     return args.results_root or DEFAULT_RESULTS_ROOT
+
+
+def _stores_are_servers(config: Path | str | None, overrides: list[str]) -> bool:
+    """Both stores of the sweep are servers (not SQLite files on the head)."""
+    if config is None:
+        return False
+    from orchestrator.sweep.config import load_sweep_config
+
+    sweep = load_sweep_config(str(config), list(overrides)).sweep
+    stores = (sweep.tracking_uri, sweep.optuna_storage)
+    return all(url and not url.startswith(("sqlite", "file:")) for url in stores)
 
 
 def _config_in_working_dir(config: str, working_dir: Path) -> str:
@@ -261,7 +287,14 @@ def _submit_command(args: argparse.Namespace) -> int:
     config = _config_in_working_dir(args.config, working_dir)
     files = shippable_files(working_dir)  # before contacting the cluster
     client = connect(args.address)
-    command = entrypoint(config, list(args.set), args.smoke_test, results_root_for(args))
+    from orchestrator.sweep.cli import shared_storage_overrides
+    from orchestrator.sweep.config import BUILTIN_CONFIGS
+
+    if args.storage:
+        shared_storage_overrides(args.storage, [])  # a URI without credentials, or one line
+    local_config = config if config in BUILTIN_CONFIGS else working_dir / config
+    root = results_root_for(args, local_config)
+    command = entrypoint(config, list(args.set), args.smoke_test, root, args.storage)
     with tempfile.TemporaryDirectory(prefix="adabert-ship-") as staging:
         count, size = stage_working_dir(working_dir, Path(staging), files)
         print(f"shipping {count} tracked files, {size / 1e6:.1f} MB, from {working_dir}")

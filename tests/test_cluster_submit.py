@@ -14,6 +14,7 @@ import pytest
 from cluster import submit as submit_module
 from cluster.submit import connect, stage_working_dir, submit_job, wait_for
 from orchestrator.cli import main
+from orchestrator.errors import UserInputError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,6 +124,80 @@ def test_a_multi_node_cluster_needs_a_shared_results_root(monkeypatch, capsys):
     assert main(["submit", "demo", "--address", "http://127.0.0.1:8265"]) == 2
     err = capsys.readouterr().err.strip()
     assert "has 2 nodes" in err and "--results-root" in err and "\n" not in err
+
+
+def test_a_multi_node_cluster_takes_storage_uri_only_with_store_servers(monkeypatch, capsys):
+    monkeypatch.setattr(submit_module, "alive_nodes", lambda address: 2)
+    monkeypatch.setattr(submit_module, "connect", lambda address: object())
+    submitted = []
+    monkeypatch.setattr(
+        submit_module, "submit_job", lambda client, command, **kw: submitted.append(command) or "j1"
+    )
+    base = ["submit", "demo", "--address", "http://127.0.0.1:8265", "--no-wait"]
+    # SQLite stores live on the head only: a storage URI alone is not enough.
+    assert main([*base, "--storage", "s3://bucket/adabert"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has 2 nodes" in err and "--storage" in err and "\n" not in err
+    servers = [
+        "--set",
+        "sweep.tracking_uri=http://mlflow.internal:5000",
+        "--set",
+        "sweep.optuna_storage=postgresql://optuna:${OPTUNA_PW}@db/optuna",
+    ]
+    assert main([*base, "--storage", "s3://bucket/adabert", *servers]) == 0
+    (command,) = submitted
+    assert "--storage s3://bucket/adabert" in command
+    assert main([*base, "--storage", "s3://AKIAX:hunter2@bucket/adabert", *servers]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "credentials" in err and "hunter2" not in err and "\n" not in err
+
+
+def test_storage_places_checkpoints_cache_and_artifacts_under_one_uri(tmp_path, monkeypatch):
+    import argparse
+
+    from orchestrator.sweep.cli import _load
+
+    monkeypatch.delenv("ADABERT_STORAGE", raising=False)
+    args = argparse.Namespace(
+        config="demo", set=["sweep.name=s"], resume=False, smoke_test=False,
+        results_root=str(tmp_path), storage="s3://bucket/root",
+    )  # fmt: skip
+    config = _load(args)
+    assert config.sweep.root == str(tmp_path / "sweeps")  # the head keeps the sweep folder
+    assert config.tune_storage == "s3://bucket/root/tune/s"
+    assert config.artifact_location == "s3://bucket/root/mlartifacts/s"
+    assert config.base["run"]["cache_dir"] == "s3://bucket/root/cache"
+    args.set = ["sweep.name=s", "base.run.cache_dir=/mnt/cache"]  # an explicit setting wins
+    assert _load(args).base["run"]["cache_dir"] == "/mnt/cache"
+    args.storage = "relative/folder"
+    with pytest.raises(UserInputError, match="--storage must be a URI"):
+        _load(args)
+
+
+def test_the_cluster_storage_variable_and_folder_defaults(tmp_path, monkeypatch):
+    import argparse
+
+    from orchestrator.sweep.cli import _load
+    from orchestrator.sweep.config import load_sweep_config
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ADABERT_STORAGE", raising=False)
+    args = argparse.Namespace(config="demo", set=["sweep.name=d"], resume=False,
+                              smoke_test=False, results_root=None, storage=None)  # fmt: skip
+    config = _load(args)
+    assert config.tune_storage == str(tmp_path / "sweeps" / "d" / "tune")
+    assert config.artifact_location is None
+    assert config.base["run"]["cache_dir"] == str(tmp_path / ".adabert" / "cache")
+    monkeypatch.setenv("ADABERT_STORAGE", "gs://team-bucket/adabert")  # set on the cluster
+    config = _load(args)
+    assert config.tune_storage == "gs://team-bucket/adabert/tune/d"
+    assert config.base["run"]["cache_dir"] == "gs://team-bucket/adabert/cache"
+    assert config.to_dict()["sweep"]["storage"] == "gs://team-bucket/adabert/tune"  # recorded
+    config = load_sweep_config("demo", ["sweep.name=d", "sweep.storage=shared/tune"])
+    assert config.tune_storage == str(tmp_path / "shared" / "tune" / "d")  # a path: absolute
+    with pytest.raises(UserInputError, match="sweep.storage") as error:
+        load_sweep_config("demo", ["sweep.storage=s3://AKIAX:hunter2@bucket"])
+    assert "hunter2" not in str(error.value)
 
 
 def test_the_job_writes_under_its_results_root_not_its_working_dir():

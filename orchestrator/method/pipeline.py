@@ -8,8 +8,10 @@ restore its whole state, so a restarted trial continues where its last checkpoin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from losses.objective import AdaBertObjective
+from orchestrator import storage
 from orchestrator.config import RunConfig, TaskSection
 from orchestrator.errors import UserInputError
 from orchestrator.method.latency import compare_latency
@@ -83,6 +86,12 @@ class PreparedTask:
     # What computing the teacher's cache entry took (fine_tune, knowledge, augment), also on a
     # hit; ``phase_seconds`` is what this process spent.
     knowledge_seconds: dict[str, float] = field(default_factory=dict)
+    # The teacher's folder as any node can reach it (a URI under a shared cache, else
+    # ``teacher_dir``, which exists on the preparing machine only).
+    teacher_location: str = ""
+    # The tokenizer's files (name -> bytes): every student package carries them, written on
+    # whichever node trains the student.
+    tokenizer_files: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def teacher_embedding_size(self) -> int:
@@ -217,7 +226,7 @@ def _prepare_task(cfg: RunConfig, *, on_progress: EpochCallback | None, progress
         fingerprints=fingerprints,
         max_seq_length=cfg.data.max_seq_length,
         settings=cfg.teacher,
-        cache_root=Path(cfg.run.cache_dir),
+        cache_root=cfg.run.cache_dir,
         seed=cfg.run.seed,
         augmentation=augmentation,
         on_progress=on_progress,
@@ -251,11 +260,32 @@ def _prepare_task(cfg: RunConfig, *, on_progress: EpochCallback | None, progress
         augmented_examples=augmented_rows,
         augmented_texts=knowledge.augmented.texts if knowledge.augmented else None,
         knowledge_seconds=dict(knowledge.meta.get("phase_seconds", {})),
+        teacher_location=knowledge.teacher_location,
+        tokenizer_files=tokenizer_files(tokenizer),
         phase_seconds={
             "data": data_seconds,
             "teacher": time.perf_counter() - started - data_seconds,
         },
     )
+
+
+def tokenizer_files(tokenizer) -> dict[str, bytes]:
+    """What ``save_pretrained`` writes for this tokenizer, as name -> bytes."""
+    with tempfile.TemporaryDirectory(prefix="adabert-tokenizer-") as tmp:
+        tokenizer.save_pretrained(tmp)
+        return {p.name: p.read_bytes() for p in Path(tmp).iterdir() if p.is_file()}
+
+
+@contextlib.contextmanager
+def teacher_folder(prepared: PreparedTask) -> Iterator[Path]:
+    """The fine-tuned teacher's folder on this node: the preparing machine's copy when it is
+    here, else a download from the shared cache."""
+    here = Path(prepared.teacher_dir)
+    if here.is_dir() or not prepared.teacher_location:
+        yield here
+        return
+    with storage.local_copy(prepared.teacher_location) as folder:
+        yield folder
 
 
 def augment_settings(cfg: RunConfig, task: TaskSpec) -> AugmentSettings:
@@ -540,7 +570,8 @@ def measure_latency(
     process; with the teacher also the speedups, so ratios come from one side-by-side run."""
     models = {"student": (student, "student")}
     if with_teacher:
-        teacher = load_teacher(prepared.teacher_dir, task=prepared.task, fine_tuned=True)
+        with teacher_folder(prepared) as folder:
+            teacher = load_teacher(str(folder), task=prepared.task, fine_tuned=True)
         models["teacher"] = (teacher, "teacher")
     latency = compare_latency(
         models,

@@ -46,11 +46,11 @@ def task_info(cfg: RunConfig, *, result, prepared) -> TaskInfo:
 def write_student_package(folder: Path, *, result, cfg: RunConfig, prepared) -> None:
     """A self-contained student: weights, genotype and config, the teacher's tokenizer and
     ``task.json``, so it classifies raw text with nothing else at hand."""
-    from orchestrator.teacher.model import load_tokenizer
-
     folder.mkdir(parents=True, exist_ok=True)
     write_student(folder, student=result.student, genotype=result.genotype)
-    load_tokenizer(prepared.teacher_dir).save_pretrained(str(folder / TOKENIZER_DIR))
+    (folder / TOKENIZER_DIR).mkdir(exist_ok=True)
+    for name, content in prepared.tokenizer_files.items():
+        (folder / TOKENIZER_DIR / name).write_bytes(content)
     write_task_info(folder, task_info(cfg, result=result, prepared=prepared))
 
 

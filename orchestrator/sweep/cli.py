@@ -42,6 +42,12 @@ def register(subparsers) -> None:
         help="where the sweep folder goes when it runs as a Ray job (set by adabert submit): "
         "a folder outside the job's temporary working directory",
     )
+    sweep.add_argument(
+        "--storage",
+        help="a URI (s3://, gs://) every node reaches, for Ray Tune's checkpoints, the teacher "
+        "cache and MLflow artifacts (sweep.storage, base.run.cache_dir, sweep.artifact_location "
+        "under it, unless set); default $ADABERT_STORAGE (set it on a cluster's nodes)",
+    )
     sweep.set_defaults(handler=_sweep_command)
 
     ui = subparsers.add_parser("ui", help="open the MLflow UI of a sweep on 127.0.0.1")
@@ -65,9 +71,33 @@ def _load(args: argparse.Namespace):
     if folder.is_dir():
         raise UserInputError(f"{folder} is a folder without a sweep record ({RECORD})")
     overrides = (smoke_test_overrides() if args.smoke_test else []) + list(args.set)
+    storage = args.storage or os.environ.get(STORAGE_VARIABLE)
+    if storage:  # first: what it places wins over --results-root's local folders
+        overrides = shared_storage_overrides(storage, overrides) + overrides
     if args.results_root:
         overrides = job_location_overrides(args.results_root, overrides) + overrides
     return load_sweep_config(args.config, overrides)
+
+
+# Set on a cluster's nodes, it gives every new sweep there the shared storage of --storage.
+STORAGE_VARIABLE = "ADABERT_STORAGE"
+
+
+def shared_storage_overrides(uri: str, overrides: list[str]) -> list[str]:
+    """What the trials write goes under ``uri``: Tune's storage, the teacher cache and the
+    MLflow artifacts of a new experiment; explicit settings win."""
+    from orchestrator.storage import check_no_credentials, is_uri, join
+
+    if not is_uri(uri):
+        raise UserInputError(f"--storage must be a URI such as s3://bucket/adabert, got {uri}")
+    check_no_credentials(uri, "--storage")
+    given = {item.split("=", 1)[0].strip() for item in overrides}
+    wanted = {
+        "sweep.storage": join(uri, "tune"),
+        "base.run.cache_dir": join(uri, "cache"),
+        "sweep.artifact_location": join(uri, "mlartifacts"),
+    }
+    return [f"{key}={json.dumps(value)}" for key, value in wanted.items() if key not in given]
 
 
 def job_location_overrides(results_root: str, overrides: list[str]) -> list[str]:

@@ -35,6 +35,7 @@ from orchestrator.config import (
 )
 from orchestrator.errors import UserInputError
 from orchestrator.names import check_identifier
+from orchestrator.storage import check_no_credentials, is_uri, join
 from orchestrator.sweep.secrets import check_no_plain_password
 
 BUILTIN_CONFIGS = ("demo",)
@@ -79,6 +80,14 @@ class SweepSection:
     dashboard: bool = False
     tracking_uri: str = ""  # "" = sqlite file in the sweep folder
     optuna_storage: str = ""  # "" = sqlite file in the sweep folder
+    # Ray Tune's storage (trial checkpoints, experiment state) as a path or URI (s3://, gs://)
+    # that every node reaches; the sweep uses <storage>/<name>. "" = <sweep folder>/tune.
+    # `adabert sweep --storage URI` (or $ADABERT_STORAGE) sets it with the cache and artifacts.
+    storage: str = ""
+    # Where a new MLflow experiment keeps its artifacts (students, plots), as a path or URI;
+    # the sweep uses <artifact_location>/<name>. "" = <sweep folder>/mlartifacts with the default
+    # SQLite store, the tracking server's own default otherwise.
+    artifact_location: str = ""
     register_best: bool = True
     log_model: bool = True
     demo_train_size: int = 400
@@ -95,6 +104,8 @@ class SweepSection:
         _check(bool(self.root.strip()), "sweep.root", self.root, "a folder")
         check_no_plain_password(self.tracking_uri, "sweep.tracking_uri")
         check_no_plain_password(self.optuna_storage, "sweep.optuna_storage")
+        for name in ("storage", "artifact_location"):
+            check_no_credentials(getattr(self, name), f"sweep.{name}")
         _positive(self, "trials_per_task", "max_concurrent_trials", "startup_trials")
         _positive(self, "grace_period", "demo_train_size", "demo_dev_size")
         _check(self.cpus_per_trial > 0, "sweep.cpus_per_trial", self.cpus_per_trial, "> 0")
@@ -147,6 +158,20 @@ class SweepConfig:
     @property
     def folder(self) -> Path:
         return (Path(self.sweep.root) / self.sweep.name).resolve()
+
+    @property
+    def tune_storage(self) -> str:
+        """Ray Tune's ``storage_path`` for this sweep: a path or a URI."""
+        if not self.sweep.storage:
+            return str(self.folder / "tune")
+        return join(self.sweep.storage, self.sweep.name)
+
+    @property
+    def artifact_location(self) -> str | None:
+        """A new MLflow experiment's artifact location; None = the tracking server's default."""
+        if self.sweep.artifact_location:
+            return join(self.sweep.artifact_location, self.sweep.name)
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -267,14 +292,22 @@ def _absolute_paths(raw: dict[str, Any]) -> dict[str, Any]:
     sweep = raw.setdefault("sweep", {})
     if isinstance(sweep, dict) and isinstance(sweep.get("root", "sweeps"), str):
         sweep["root"] = os.path.abspath(sweep.get("root", "sweeps"))
+    for key in ("storage", "artifact_location"):
+        if isinstance(sweep, dict) and isinstance(sweep.get(key), str):
+            sweep[key] = _absolute(sweep[key])
     run = raw.setdefault("base", {}).setdefault("run", {})
     if isinstance(run, dict) and isinstance(run.get("cache_dir", ".adabert/cache"), str):
-        run["cache_dir"] = os.path.abspath(run.get("cache_dir", ".adabert/cache"))
+        run["cache_dir"] = _absolute(run.get("cache_dir", ".adabert/cache"))
     for entry in raw.get("tasks", []):
         for key in PATH_KEYS:
             if isinstance(entry, dict) and isinstance(entry.get(key), str):
                 entry[key] = os.path.abspath(entry[key])
     return raw
+
+
+def _absolute(location: str) -> str:
+    """A path made absolute; a URI or "" as given."""
+    return location if (not location or is_uri(location)) else os.path.abspath(location)
 
 
 def load_sweep_config(source: str, overrides: list[str] | None = None) -> SweepConfig:

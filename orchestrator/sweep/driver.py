@@ -24,6 +24,7 @@ from typing import Any
 from orchestrator.errors import UserInputError
 from orchestrator.preflight import (
     check_free_space,
+    check_location_setting,
     check_task_inputs,
     check_writable_folder,
     free_mb,
@@ -80,11 +81,31 @@ def preflight(config: SweepConfig) -> None:
     check_free_space(folder, config.sweep.min_free_mb, "sweep folder")
     for url in (config.sweep.tracking_uri, config.sweep.optuna_storage):
         secrets.expand(url)  # every ${NAME} a store URL needs is set here
+    check_location_setting(config.tune_storage, "sweep.storage")
+    if config.artifact_location:
+        check_artifact_client(config.artifact_location)
+        check_location_setting(config.artifact_location, "sweep.artifact_location")
     for task in config.tasks:
         cfg = task_run_config(config, task, data_root=folder / "data")
-        check_writable_folder(cfg.run.cache_dir, f"task {task.name}: run.cache_dir")
+        check_location_setting(cfg.run.cache_dir, f"task {task.name}: run.cache_dir")
         # Demo tasks' files are generated once the folder exists; their teacher is checked.
         check_task_inputs(cfg, check_data=not task.demo)
+
+
+# MLflow writes artifacts with these clients (Ray Tune and the cache use pyarrow's own).
+ARTIFACT_CLIENTS = {"s3": ("boto3", "s3"), "gs": ("google.cloud.storage", "gcs")}
+
+
+def check_artifact_client(location: str) -> None:
+    import importlib.util
+
+    scheme = location.split("://", 1)[0] if "://" in location else ""
+    module, extra = ARTIFACT_CLIENTS.get(scheme, ("", ""))
+    if module and importlib.util.find_spec(module.split(".")[0]) is None:
+        raise UserInputError(
+            f"sweep.artifact_location {location}: MLflow needs {module} for {scheme}:// "
+            f"artifacts (pip install 'adabert[{extra}]')"
+        )
 
 
 def _generate_demo_data(config: SweepConfig, data_root: Path) -> None:
@@ -226,12 +247,11 @@ def _plans(config, folder, data_root, tracking_uri, optuna_url, experiment_id, r
                 base_config=base,
                 space=config.space,
                 sweep=config.sweep,
-                storage_path=str(folder / "tune"),
+                storage_path=config.tune_storage,
                 optuna_url=optuna_url,
                 tracking_uri=tracking_uri,
                 experiment_id=experiment_id,
                 parent_run_id=parent,
-                result_path=str(folder / "tasks" / f"{task.name}.json"),
                 resume=resume,
             )
         )
@@ -268,7 +288,11 @@ def _run_tasks(plans, config: SweepConfig, *, address, env, folder, optuna_url, 
                 for ref in done:
                     plan = pending.pop(ref)
                     try:
-                        summaries.append(TaskSummary.from_dict(ray.get(ref)))
+                        summary = TaskSummary.from_dict(ray.get(ref))
+                        # Written here, not by the task: it may have run on another node.
+                        write_json_atomically(folder / "tasks" / f"{plan.task}.json",
+                                              summary.to_dict())  # fmt: skip
+                        summaries.append(summary)
                     except ray.exceptions.RayError as exc:
                         failures[plan.task] = _first_line(exc)
                         (folder / "errors").mkdir(exist_ok=True)
@@ -363,7 +387,9 @@ def run_sweep(
     tracking_uri, optuna_url = stores(config)
     env = _environment(tracking_uri)
     os.environ.update(env)
-    artifacts = str(folder / "mlartifacts") if tracking_uri.startswith("sqlite") else None
+    artifacts = config.artifact_location
+    if artifacts is None and tracking_uri.startswith("sqlite"):
+        artifacts = str(folder / "mlartifacts")
     experiment_id = tracking.ensure_experiment(
         tracking_uri, f"adabert-{config.sweep.name}", artifacts
     )

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.storage import location_of
+
 # Trial states as the records spell them (Optuna: COMPLETE, PRUNED, FAIL).
 STATES = ("complete", "pruned", "error")
 
@@ -169,10 +171,16 @@ def trial_record(result, primary_metric: str, base_config: dict[str, Any]) -> Tr
         genotype_hash=str(last.get("genotype_hash", "")),
         genotype=str(last.get("genotype", "")),
         mlflow_run_id=str(last.get("mlflow_run_id", "")),
-        checkpoint=result.checkpoint.path if (final and result.checkpoint) else "",
+        checkpoint=_checkpoint_location(result.checkpoint) if final else "",
         hparams=hparams,
         work=(last.get("time/work_start"), last.get("time/reported_at")),
     )
+
+
+def _checkpoint_location(checkpoint) -> str:
+    if checkpoint is None:
+        return ""
+    return location_of(checkpoint.filesystem, checkpoint.path)
 
 
 def trial_records(results, primary_metric: str, base_config: dict[str, Any]) -> list[TrialRecord]:

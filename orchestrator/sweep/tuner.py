@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from orchestrator import storage
 from orchestrator.config import build_config
 from orchestrator.method.pipeline import PreparedTask, measure_latency, prepare_task
 from orchestrator.method.run_folder import load_student
@@ -39,12 +39,11 @@ class TaskPlan:
     base_config: dict[str, Any]
     space: tuple[ParamRange, ...]
     sweep: SweepSection
-    storage_path: str  # absolute: Ray Tune's experiment root for this sweep
+    storage_path: str  # Ray Tune's experiment root for this sweep: an absolute path or a URI
     optuna_url: str
     tracking_uri: str
     experiment_id: str
     parent_run_id: str
-    result_path: str  # the task's summary, written when it has finished
     resume: bool
 
     @property
@@ -113,7 +112,9 @@ def _prepare(base_config: dict[str, Any]) -> PreparedTask:
 def _final_latency(base_config: dict[str, Any], prepared: PreparedTask, student_dir: str):
     """The best student and the teacher timed side by side in one process (honest ratios)."""
     cfg = build_config(base_config)
-    return measure_latency(cfg, prepared, load_student(student_dir), with_teacher=True)
+    with storage.local_copy(student_dir) as folder:
+        student = load_student(folder)
+    return measure_latency(cfg, prepared, student, with_teacher=True)
 
 
 def _scheduler(plan: TaskPlan, max_iterations: int):
@@ -144,10 +145,10 @@ def trainable(plan: TaskPlan, trial_plan: TrialPlan, prepared: PreparedTask):
 def _tuner(plan: TaskPlan, trial_plan: TrialPlan, prepared: PreparedTask) -> tune.Tuner:
     cfg = build_config(plan.base_config)
     function = trainable(plan, trial_plan, prepared)
-    experiment = Path(plan.storage_path) / plan.task
-    if plan.resume and tune.Tuner.can_restore(str(experiment)):
+    experiment = storage.join(plan.storage_path, plan.task)
+    if plan.resume and tune.Tuner.can_restore(experiment):
         return tune.Tuner.restore(
-            str(experiment), trainable=function, resume_unfinished=True, resume_errored=True
+            experiment, trainable=function, resume_unfinished=True, resume_errored=True
         )
     max_iterations = cfg.search.epochs + cfg.retrain.epochs + 1  # + the final report
     searcher = make_searcher(
@@ -266,7 +267,6 @@ def run_task(plan: TaskPlan) -> dict[str, Any]:
         summary.pareto = _pareto(plan, rows)
         _log_best(plan, summary)
         summary.seconds = time.time() - started
-        records.write_json_atomically(Path(plan.result_path), summary.to_dict())
         tracking.log_to_run(uri, parent, tags={PHASE_TAG: "finished"})
         tracking.set_status(uri, parent, "FINISHED")
         return summary.to_dict()
