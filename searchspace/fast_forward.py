@@ -243,17 +243,11 @@ def student_forward(student, input_ids_a, attention_mask_a, input_ids_b, attenti
         input_ids_b, attention_mask_b = input_ids_a, attention_mask_a
     s_a = student.embedding(input_ids_a, attention_mask_a)
     same = input_ids_b is input_ids_a and attention_mask_b is attention_mask_a
-    if same:
-        s_b, attention_mask_b = s_a, attention_mask_a
-        pooled_embedding = cache.mean(s_a, attention_mask_a)
-    else:
-        s_b = student.embedding(input_ids_b, attention_mask_b)
-        pooled_embedding = (
-            cache.mean(s_a, attention_mask_a) + cache.mean(s_b, attention_mask_b)
-        ) * 0.5
+    s_b = s_a if same else student.embedding(input_ids_b, attention_mask_b)
     head = student.head
     depth = student.genotype.num_cells
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+    tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+    if tracing:
         # An exported graph keeps the weights as tensors (parameters there, not values known
         # at trace time); the runtime folds their softmax as constants.
 
@@ -267,12 +261,33 @@ def student_forward(student, input_ids_a, attention_mask_a, input_ids_b, attenti
             return _softmax_floats(logits, floats)
 
     layer_weights = softmax(head.layer_logits[str(depth)])
-    s0, m0, s1, m1 = s_a, attention_mask_a, s_b, attention_mask_b
-    # The head mixes masked means; cells with one mask share one sum and one division.
+    cell_weights = [softmax(cell.output_logits) for cell in student.cells]
+    if same and not tracing and is_linear(student):
+        weights = token_weights(student, attention_mask_a, layer_weights, cell_weights, s_a.dtype)
+        mixed = torch.bmm(weights.unsqueeze(1), s_a).squeeze(1)
+    else:
+        if same:
+            pooled_embedding = cache.mean(s_a, attention_mask_a)
+        else:
+            pooled_embedding = (
+                cache.mean(s_a, attention_mask_a) + cache.mean(s_b, attention_mask_b)
+            ) * 0.5
+        mixed = _mixed(
+            student, cache, s_a, attention_mask_a, s_b, attention_mask_b, pooled_embedding,
+            layer_weights, cell_weights,
+        )  # fmt: skip
+    if siamese:
+        mixed = head.features(*split_rows(mixed, single))
+    return head.linear(depth)(torch.tanh(mixed))
+
+
+def _mixed(student, cache, s0, m0, s1, m1, pooled_embedding, layer_weights, cell_weights):
+    """The head's mix of the embedding's and every cell's masked mean, (B, H)."""
+    # Cells with one mask share one sum and one division.
     mixed_states: dict[int, list] = {}  # id(mask) -> [mask, running weighted sum of states]
     keep = []
     for index, cell in enumerate(student.cells):
-        out, mask = cell_forward(cell, s0, m0, s1, m1, cache, softmax(cell.output_logits))
+        out, mask = cell_forward(cell, s0, m0, s1, m1, cache, cell_weights[index])
         keep.append(out)
         weight = layer_weights[index + 1]
         entry = mixed_states.get(id(mask))
@@ -284,6 +299,49 @@ def student_forward(student, input_ids_a, attention_mask_a, input_ids_b, attenti
     mixed = _scale(pooled_embedding, layer_weights[0])
     for mask, states in mixed_states.values():
         mixed = mixed + cache.mean(states, mask)
-    if siamese:
-        mixed = head.features(*split_rows(mixed, single))
-    return head.linear(depth)(torch.tanh(mixed))
+    return mixed
+
+
+# --- students whose cells are all linear ----------------------------------------------------
+#
+# With only identity, average pooling and zero on its edges, every cell acts on the token axis
+# alone, the same way on every channel, and the head reads masked means: the mix the head
+# takes is a weighted sum of the embedding's tokens, mixed = w^T E, whose weights w (B, T)
+# depend on the padding mask and the architecture weights only. They are computed by the same
+# code run on the identity (token t's probe is channel t) and kept per mask and weights, so a
+# forward is the embedding, one batched product and the head. (Such a student is the
+# bag-of-embeddings floor with position-dependent weights, which is what a collapsed search
+# yields; the bench and the collapse guards say how often.)
+
+_LINEAR_OPS = (Identity, AvgPool, Zero)
+_MAX_CACHED = 256
+
+
+def is_linear(student) -> bool:
+    """No convolution or max pooling on any kept edge."""
+    found = student.__dict__.get("_is_linear")
+    if found is None:
+        found = all(
+            isinstance(op, _LINEAR_OPS) for cell in student.cells for op in cell.edges.values()
+        )
+        student.__dict__["_is_linear"] = found
+    return found
+
+
+def token_weights(student, mask, layer_weights, cell_weights, dtype) -> torch.Tensor:
+    """w (B, T) with mixed = sum_t w[:, t] * E[:, t] for every E zero at its padding."""
+    weights_key = (tuple(layer_weights), tuple(tuple(w) for w in cell_weights))
+    key = (tuple(mask.shape), mask.detach().cpu().numpy().tobytes(), weights_key, dtype)
+    store = student.__dict__.setdefault("_token_weights", {})
+    if key not in store:
+        if len(store) >= _MAX_CACHED:
+            store.clear()
+        batch, length = mask.shape
+        eye = torch.eye(length, dtype=dtype, device=mask.device).expand(batch, length, length)
+        probes = eye * mask.unsqueeze(-1).to(dtype)  # zero at padding, as an embedding is
+        cache = _MaskCache()
+        pooled = cache.mean(probes, mask)
+        store[key] = _mixed(
+            student, cache, probes, mask, probes, mask, pooled, layer_weights, cell_weights
+        )
+    return store[key]

@@ -167,3 +167,71 @@ def test_cached_softmax_weights_follow_parameter_updates(pair_batch_factory):
     fresh.load_state_dict(student.state_dict())
     with torch.inference_mode():
         torch.testing.assert_close(fresh(*inputs), after, rtol=1e-5, atol=1e-6)
+
+
+LINEAR = ("identity", "avg_pool_3", "zero")
+
+
+def _linear_student(seed: int, pair_encoding: str, hidden: int = 8) -> DerivedStudent:
+    rng = random.Random(seed)
+    edges = []
+    for target in range(2, 5):
+        sources = [s for s, t in edge_list(3) if t == target]
+        for source in rng.sample(sources, k=2):
+            edges.append(Edge(target, source, rng.choice(LINEAR)))
+    config = SupernetConfig(vocab_size=50, max_positions=32, hidden_size=hidden, max_cells=3,
+                            num_labels=3, dropout=0.0, pair_encoding=pair_encoding)  # fmt: skip
+    torch.manual_seed(seed)
+    genotype = Genotype(tuple(edges), rng.randint(1, 3), 3)
+    return DerivedStudent(config, genotype).eval()
+
+
+@pytest.mark.parametrize("pair_encoding", ["siamese", "joint"])
+@pytest.mark.parametrize("seed", range(20))
+def test_a_linear_student_folds_to_token_weights_with_the_same_function(
+    seed, pair_encoding, pair_batch_factory
+):
+    """Cells of identity / average pooling / zero only: the eval forward is the embedding times
+    per-mask token weights, and equals the training forward on padded and unpadded batches,
+    single sentences and pairs (joint pairs take the unfolded path)."""
+    from searchspace.fast_forward import is_linear
+
+    student = _linear_student(seed, pair_encoding)
+    assert is_linear(student)
+    batch = pair_batch_factory(50, [6, 4, 2], [3, 6, 5], extra=3, seed=seed)
+    single = batch.padded()[:2] * 2
+    for inputs in (batch.unpadded(), batch.padded(), single):
+        with torch.inference_mode():
+            fast = student(*inputs)
+        torch.testing.assert_close(fast, _reference(student, *inputs), rtol=1e-5, atol=1e-6)
+    assert student.__dict__.get("_token_weights")  # single sentences fold in both encodings
+
+
+def test_token_weights_are_kept_per_mask_and_follow_weight_updates(pair_batch_factory):
+    student = _linear_student(3, "joint")
+    batch = pair_batch_factory(50, [6, 4, 2], [3, 6, 5], extra=3, seed=3)
+    single = batch.padded()[:2] * 2
+    other = batch.padded()[2:] * 2  # sentence b's lengths: another mask
+    with torch.inference_mode():
+        first = student(*single)
+        student(*single)
+        assert len(student.__dict__["_token_weights"]) == 1  # the same mask: reused
+        student(*other)
+        assert len(student.__dict__["_token_weights"]) == 2
+    with torch.no_grad():
+        student.cells[0].output_logits.add_(torch.tensor([2.0, -1.0, 0.5]))
+        student.head.layer_logits[str(student.genotype.num_cells)].mul_(-1.5)
+    with torch.inference_mode():
+        changed = student(*single)
+    assert not torch.allclose(first, changed)
+    torch.testing.assert_close(changed, _reference(student, *single), rtol=1e-5, atol=1e-6)
+
+
+def test_a_student_with_a_convolution_or_max_pool_is_not_folded():
+    from searchspace.fast_forward import is_linear
+
+    for op in ("std_conv_3", "dil_conv_5", "max_pool_3"):
+        edges = (Edge(2, 0, "identity"), Edge(2, 1, op), Edge(3, 2, "avg_pool_3"),
+                 Edge(3, 0, "zero"), Edge(4, 3, "identity"), Edge(4, 1, "identity"))  # fmt: skip
+        config = SupernetConfig(vocab_size=50, max_positions=32, hidden_size=8, dropout=0.0)
+        assert not is_linear(DerivedStudent(config, Genotype(edges, 2, 3)))
