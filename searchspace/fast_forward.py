@@ -22,6 +22,8 @@ Traced for ONNX export, the same code keeps the weights as tensors (0-d coeffici
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -262,7 +264,13 @@ def student_forward(student, input_ids_a, attention_mask_a, input_ids_b, attenti
 
     layer_weights = softmax(head.layer_logits[str(depth)])
     cell_weights = [softmax(cell.output_logits) for cell in student.cells]
-    if same and not tracing and is_linear(student):
+    table = student.__dict__.get(LENGTH_TABLE) if tracing else None
+    if same and table is not None:
+        # An export of a linear student (``length_table``): the weights of each row's length.
+        lengths = attention_mask_a.sum(dim=1).long().clamp_min(1)
+        weights = table.index_select(0, lengths - 1)[:, : s_a.shape[1]]
+        mixed = torch.bmm(weights.unsqueeze(1).to(s_a.dtype), s_a).squeeze(1)
+    elif same and not tracing and is_linear(student):
         weights = token_weights(student, attention_mask_a, layer_weights, cell_weights, s_a.dtype)
         mixed = torch.bmm(weights.unsqueeze(1), s_a).squeeze(1)
     else:
@@ -336,12 +344,46 @@ def token_weights(student, mask, layer_weights, cell_weights, dtype) -> torch.Te
     if key not in store:
         if len(store) >= _MAX_CACHED:
             store.clear()
-        batch, length = mask.shape
-        eye = torch.eye(length, dtype=dtype, device=mask.device).expand(batch, length, length)
-        probes = eye * mask.unsqueeze(-1).to(dtype)  # zero at padding, as an embedding is
-        cache = _MaskCache()
-        pooled = cache.mean(probes, mask)
-        store[key] = _mixed(
-            student, cache, probes, mask, probes, mask, pooled, layer_weights, cell_weights
-        )
+        store[key] = _probe(student, mask, layer_weights, cell_weights, dtype)
     return store[key]
+
+
+def _probe(student, mask, layer_weights, cell_weights, dtype) -> torch.Tensor:
+    batch, length = mask.shape
+    eye = torch.eye(length, dtype=dtype, device=mask.device).expand(batch, length, length)
+    probes = eye * mask.unsqueeze(-1).to(dtype)  # zero at padding, as an embedding is
+    cache = _MaskCache()
+    pooled = cache.mean(probes, mask)
+    return _mixed(student, cache, probes, mask, probes, mask, pooled, layer_weights, cell_weights)
+
+
+LENGTH_TABLE = "_length_table"
+
+
+@contextlib.contextmanager
+def length_table(student, chunk: int = 32):
+    """While exporting a linear student: row L - 1 of a (max_positions, max_positions) table
+    holds the token weights of a right-padded input of L real tokens (padding changes nothing,
+    so they depend on L alone), and the traced graph becomes embedding, one gather of this
+    table, one batched product and the head. Other students are traced as they are."""
+    if not is_linear(student):
+        yield
+        return
+    weights = student.__dict__.setdefault("_softmax_floats", {})
+    depth = student.genotype.num_cells
+    layer_weights = _softmax_floats(student.head.layer_logits[str(depth)], weights)
+    cell_weights = [_softmax_floats(cell.output_logits, weights) for cell in student.cells]
+    size = student.config.max_positions
+    table = torch.zeros(size, size)
+    with torch.no_grad():
+        for start in range(1, size + 1, chunk):
+            lengths = torch.arange(start, min(start + chunk, size + 1))
+            longest = int(lengths[-1])
+            mask = (torch.arange(longest)[None, :] < lengths[:, None]).long()
+            rows = _probe(student, mask, layer_weights, cell_weights, torch.float32)
+            table[start - 1 : start - 1 + len(lengths), :longest] = rows
+    student.__dict__[LENGTH_TABLE] = table
+    try:
+        yield
+    finally:
+        del student.__dict__[LENGTH_TABLE]

@@ -8,6 +8,7 @@ generated inputs of mixed lengths (same argmax, logits within ``tolerance``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,6 +18,8 @@ from pathlib import Path
 import torch
 
 from orchestrator.errors import UserInputError
+from searchspace.derived import DerivedStudent
+from searchspace.fast_forward import length_table
 from searchspace.package import CONFIG_FILE, GENOTYPE_FILE, TASK_FILE, TOKENIZER_DIR
 
 ONNX_FILE = "model.onnx"
@@ -70,16 +73,21 @@ def export_graph(model: torch.nn.Module, sample: tuple, names: tuple[str, ...], 
     # The exporter restores the model's training flag on every submodule: export in eval.
     model.eval()
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    torch.onnx.export(
-        model,
-        sample,
-        str(path),
-        input_names=list(names),
-        output_names=["logits"],
-        dynamic_axes=axes | {"logits": {0: "batch"}},
-        opset_version=OPSET,
-        dynamo=False,
-    )
+    with contextlib.ExitStack() as folded:
+        for module in model.modules():
+            if isinstance(module, DerivedStudent):
+                # Right-padded inputs (as the tokenizer pads): see fast_forward.length_table.
+                folded.enter_context(length_table(module))
+        torch.onnx.export(
+            model,
+            sample,
+            str(path),
+            input_names=list(names),
+            output_names=["logits"],
+            dynamic_axes=axes | {"logits": {0: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
 
 
 def session(model_path: Path, *, threads: int = 0):
