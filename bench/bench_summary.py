@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 SUMMARY_NAME = "summary.json"
+# The product's rule (orchestrator/tasks/evaluation.py): a student no better than the constant
+# prediction, or giving one class to at least this share of the dev examples, is degenerate.
+ALMOST_ONE_CLASS = 0.98
 PHASES = ("teacher", "knowledge", "search", "retrain")
 
 
@@ -50,6 +53,15 @@ def _seed_scores(entry: dict[str, Any], metric: str) -> tuple[list[int] | None, 
     return ([seed] if seed is not None else None), [_get(entry, "searched", "metrics", metric)]
 
 
+def degenerate(metrics: dict[str, Any] | None, metric: str, constant: float | None) -> bool | None:
+    """None when the file lacks what the rule reads."""
+    score = (metrics or {}).get(metric)
+    if score is None or constant is None:
+        return None
+    share = (metrics or {}).get("majority_share")
+    return score <= constant + 1e-9 or (share is not None and share >= ALMOST_ONE_CLASS)
+
+
 def task_summary(entry: dict[str, Any], source: str | None = None) -> dict[str, Any]:
     """The summary row of one finished task entry of a bench.json."""
     metric = entry["metric"]
@@ -79,6 +91,26 @@ def task_summary(entry: dict[str, Any], source: str | None = None) -> dict[str, 
         "seeds": seeds,
         "searched_by_seed": scores,
     }
+    constant = row["majority_baseline"]
+    first = {"seed": (seeds or [None])[0], **(entry.get("searched") or {})}
+    records = entry.get("seeds") or [first]
+    flags = [degenerate(r.get("metrics"), metric, constant) for r in records]
+    row["searched_degenerate_seeds"] = (
+        None if any(f is None for f in flags) else [r["seed"] for r, f in zip(records, flags) if f]
+    )
+    row["degenerate_controls"] = (
+        None
+        if constant is None
+        else sorted(
+            name
+            for name in ("random_genotype", "bag_of_embeddings", "bert_style")
+            if degenerate(_get(entry, name, "metrics"), metric, constant)
+        )
+    )
+    row["retention_above_baseline"] = _ratio(
+        None if spread["mean"] is None or constant is None else spread["mean"] - constant,
+        None if row["teacher"] is None or constant is None else row["teacher"] - constant,
+    )
     row |= {f"{phase}_seconds": phases.get(phase) for phase in PHASES}
     if source is not None:
         row["source"] = source

@@ -155,3 +155,22 @@ def test_command_line_rejects_a_missing_folder(tmp_path):
 def test_mean_std_edge_cases():
     assert mean_std([0.5]) == {"values": [0.5], "mean": 0.5, "std": 0.0}
     assert mean_std([None])["mean"] is None and mean_std([])["std"] is None
+
+
+def test_degenerate_seeds_and_controls_are_named(results):
+    """The product's rule: no better than the constant prediction, or one class for >= 98% of
+    the dev examples (the share is recorded for the searched seeds)."""
+    entry = _new_format()
+    entry["seeds"][0]["metrics"] |= {"f1": 0.8122, "majority_share": 1.0}  # the constant
+    entry["seeds"][1]["metrics"] |= {"majority_share": 0.99}  # above it, but one class
+    entry["bert_style"]["metrics"]["f1"] = 0.8122
+    (results / "mrpc" / "bench.json").write_text(json.dumps({"tasks": [entry]}), encoding="utf-8")
+    row = next(r for r in summarize(results) if r["task"] == "mrpc")
+    assert row["searched_degenerate_seeds"] == [1, 2]
+    # 0.81 and 0.79 are below the constant 0.8122 too
+    assert row["degenerate_controls"] == ["bag_of_embeddings", "bert_style", "random_genotype"]
+    mean = (0.8122 + SEED_SCORES[1] + SEED_SCORES[2]) / 3
+    assert row["retention_above_baseline"] == pytest.approx((mean - 0.8122) / (0.85 - 0.8122))
+    old = next(r for r in summarize(results) if r["task"] == "sst2")
+    assert old["searched_degenerate_seeds"] is None and old["retention_above_baseline"] is None
+    assert old["degenerate_controls"] is None  # no majority baseline in that file: unknown
