@@ -391,12 +391,29 @@ def prepare_teacher_knowledge(
     if (entry / "meta.json").is_file():
         knowledge = _read_entry(entry)
     else:
-        knowledge = _build_entry(
-            entry, key, reference, tokenizer, task=task, train_columns=train_columns,
-            dev_columns=dev_columns, fingerprints=fingerprints, max_seq_length=max_seq_length,
-            settings=settings, seed=seed, augmentation=augmentation, on_progress=on_progress,
-            progress=progress,
-        )  # fmt: skip
+
+        def compute(staging: Path) -> None:
+            started = time.perf_counter()
+            meta = compute_knowledge(
+                reference, tokenizer, task=task, train_columns=train_columns,
+                dev_columns=dev_columns, max_seq_length=max_seq_length, settings=settings,
+                seed=seed, staging=staging, augmentation=augmentation, on_progress=on_progress,
+                progress=progress,
+            )  # fmt: skip
+            meta |= {
+                "key": key,
+                "teacher_reference": reference,
+                "task": task.name,
+                "fingerprints": fingerprints,
+                "max_seq_length": max_seq_length,
+                "seconds": time.perf_counter() - started,
+            }
+            text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+            (staging / "meta.json").write_text(text)
+
+        _publish(entry, compute)
+        knowledge = _read_entry(entry)
+        knowledge.cache_hit = False
     if remote:
         if not storage.exists(storage.join(remote, "meta.json")):
             storage.upload(entry, remote, last="meta.json")
@@ -414,67 +431,18 @@ def local_mirror(shared: str) -> Path:
 
 def _fetch(remote: str, entry: Path) -> None:
     """Download a complete shared entry (its ``meta.json`` is uploaded last) into the mirror."""
-    if not storage.exists(storage.join(remote, "meta.json")):
-        return
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    staging = entry.with_name(f"{entry.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
-    try:
-        storage.download(remote, staging)
-        try:
-            os.rename(staging, entry)
-        except OSError:
-            if not (entry / "meta.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    if storage.exists(storage.join(remote, "meta.json")):
+        _publish(entry, lambda staging: storage.download(remote, staging))
 
 
-def _build_entry(
-    entry: Path,
-    key: str,
-    reference: str,
-    tokenizer,
-    *,
-    task: TaskSpec,
-    train_columns: dict[str, torch.Tensor],
-    dev_columns: dict[str, torch.Tensor],
-    fingerprints: dict[str, str],
-    max_seq_length: int,
-    settings: TeacherSection,
-    seed: int,
-    augmentation: Augmentation | None,
-    on_progress: EpochCallback | None,
-    progress: bool,
-) -> TeacherKnowledge:
-    """Compute the entry under a temporary name; renamed into place only when complete."""
+def _publish(entry: Path, fill: Callable[[Path], None]) -> None:
+    """``fill`` a temporary folder, then rename it to ``entry``: a reader never sees half an
+    entry, and a failure leaves nothing behind."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     staging = entry.with_name(f"{entry.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
     staging.mkdir()
     try:
-        started = time.perf_counter()
-        meta = compute_knowledge(
-            reference,
-            tokenizer,
-            task=task,
-            train_columns=train_columns,
-            dev_columns=dev_columns,
-            max_seq_length=max_seq_length,
-            settings=settings,
-            seed=seed,
-            staging=staging,
-            augmentation=augmentation,
-            on_progress=on_progress,
-            progress=progress,
-        )
-        meta |= {
-            "key": key,
-            "teacher_reference": reference,
-            "task": task.name,
-            "fingerprints": fingerprints,
-            "max_seq_length": max_seq_length,
-            "seconds": time.perf_counter() - started,
-        }
-        (staging / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        fill(staging)
         try:
             os.rename(staging, entry)
         except OSError:
@@ -483,6 +451,3 @@ def _build_entry(
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    knowledge = _read_entry(entry)
-    knowledge.cache_hit = False
-    return knowledge
