@@ -2,7 +2,8 @@
 
 [P] keeps the searched structure with its trained operation weights and fine-tunes it; here
 the fine-tune uses (1 - γ)·CE + γ·KD against the teacher's final logits, so the retrain
-distils like the search did. The best dev epoch is kept (epoch 0 = before any retraining).
+distils like the search did. The best dev epoch is kept (epoch 0 = before any retraining;
+``selection_key``: an epoch better than a constant prediction beats any that is not).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from orchestrator.method.epochs import (
 )
 from orchestrator.progress import EpochReport
 from orchestrator.tasks.batches import Batch
-from orchestrator.tasks.evaluation import evaluate
+from orchestrator.tasks.evaluation import evaluate, selection_key
 from orchestrator.tasks.registry import TaskSpec
 from searchspace.derived import DerivedStudent
 
@@ -129,7 +130,8 @@ class RetrainPhase:
         totals = {"total": 0.0, "ce": 0.0, "kd": 0.0} | sums
         metrics = means(totals, steps, "retrain/loss_") | dev
         self.history.append({"epoch": float(epoch), **metrics})
-        if dev[self.primary_metric] > self.best["metrics"][self.primary_metric]:
+        key = selection_key(dev, self.primary_metric)
+        if key > selection_key(self.best["metrics"], self.primary_metric):
             self.best = {"epoch": epoch, "metrics": dev, "state": self._weights()}
         self.epoch = epoch
         return EpochReport("retrain", epoch, self.cfg.epochs, metrics, self.student.genotype)

@@ -31,7 +31,7 @@ from orchestrator.method.epochs import (
 )
 from orchestrator.progress import EpochReport
 from orchestrator.tasks.batches import Batch
-from orchestrator.tasks.evaluation import evaluate
+from orchestrator.tasks.evaluation import evaluate, selection_key
 from orchestrator.tasks.registry import TaskSpec
 from searchspace.genotype import Genotype
 from searchspace.gumbel import TemperatureSchedule
@@ -251,15 +251,23 @@ class SearchPhase:
         self.history.append({"epoch": float(epoch), **metrics})
         score = dev[self.primary_metric]
         score = -math.inf if math.isnan(score) else score
-        if update_arch and (self.best is None or score > self.best["score"]):
+        if update_arch and (self.best is None or self._better(dev)):
             self.best = {
                 "genotype": genotype.to_dict(),
                 "epoch": epoch,
                 "score": score,
+                "dev": dev,
                 "state": copy.deepcopy(self.supernet.state_dict()),
             }
         self.epoch = epoch
         return EpochReport("search", epoch, self.cfg.epochs, metrics, genotype)
+
+    def _better(self, dev: dict[str, float]) -> bool:
+        """A derived student that beats a constant prediction wins over one that does not,
+        whatever their scores (``selection_key``)."""
+        best = self.best.get("dev") or {self.primary_metric: self.best["score"]}
+        key = selection_key(dev, self.primary_metric)
+        return key > selection_key(best, self.primary_metric)
 
     def _epoch_metrics(self, sums, steps, genotype: Genotype, temperature: float):
         edge_h, depth_h = arch_entropy(self.supernet)

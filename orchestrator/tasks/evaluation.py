@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -32,9 +33,29 @@ def logits_to_predictions(task: TaskSpec, logits: np.ndarray) -> np.ndarray:
 def evaluate(
     task: TaskSpec, forward: Callable[[Batch], torch.Tensor], loader: DataLoader, *, prefix: str
 ) -> dict[str, float]:
+    """The task's metrics under ``prefix``, and the constant check of the same predictions
+    (``{prefix}/majority_share``, ``/constant_baseline``, ``/one_class``, ``/degenerate``), which
+    ``selection_key`` reads to choose the best epoch."""
     logits, labels = predict(forward, loader)
     metrics = compute_metrics(task, logits_to_predictions(task, logits), labels)
+    check = constant_check(task, logits, labels)
+    metrics |= {name.removeprefix("dev/"): value for name, value in check.items()}
     return {f"{prefix}/{name}": float(value) for name, value in metrics.items()}
+
+
+def selection_key(metrics: dict[str, float], primary_metric: str) -> tuple[bool, bool, float]:
+    """Order of candidate epochs: a student better than a constant prediction first, then one
+    that still tells the classes apart, then the score. On MRPC predicting "equivalent" for
+    every pair scores F1 0.81, more than many students that learnt something; ranking by the
+    score alone kept such epochs as the best of a search or a retrain. ``primary_metric`` is the
+    prefixed name (``dev/f1``); the prefix's constant-check fields are read beside it (absent in
+    checkpoints written before they existed: then the score alone decides, as it did)."""
+    prefix = primary_metric.rpartition("/")[0]
+    score = metrics[primary_metric]
+    score = -math.inf if math.isnan(score) else score
+    degenerate = bool(metrics.get(f"{prefix}/degenerate", 0.0))
+    one_class = bool(metrics.get(f"{prefix}/one_class", 0.0))
+    return (not degenerate, not one_class, score)
 
 
 ALMOST_ONE_CLASS = 0.98
@@ -47,7 +68,8 @@ def constant_check(task: TaskSpec, logits: np.ndarray, labels: np.ndarray) -> di
 
     Returns ``dev/majority_share`` (share of the most predicted class; for regression 1.0 when
     the predictions do not vary), ``dev/constant_baseline`` (the task's primary metric of the
-    best constant prediction; 0.0 for correlations) and ``degenerate`` (1.0 or 0.0). "Almost
+    best constant prediction; 0.0 for correlations), ``dev/one_class`` and ``degenerate`` (one
+    class, or no better than the constant; 1.0 or 0.0). "Almost
     every" is ``ALMOST_ONE_CLASS`` of the predictions, unless the gold labels are that skewed too.
     """
     predictions = logits_to_predictions(task, logits)
@@ -71,5 +93,6 @@ def constant_check(task: TaskSpec, logits: np.ndarray, labels: np.ndarray) -> di
     return {
         "dev/majority_share": share,
         "dev/constant_baseline": float(baseline),
+        "dev/one_class": float(one_class),
         "degenerate": float(degenerate),
     }

@@ -209,3 +209,65 @@ def test_transfer_set_is_the_training_set_plus_teacher_labelled_copies(setup, tm
     assert again.knowledge_seconds == phases  # a hit still says what the entry cost
     assert torch.equal(again.train.input_ids_b, prepared.train.input_ids_b)
     assert torch.equal(again.train.teacher_probe_logits, prepared.train.teacher_probe_logits)
+
+
+def _scripted(monkeypatch, module: str, script: list[dict[str, float]]):
+    """Replace the phase's dev evaluation with these metrics, one per call, in order."""
+    calls = iter(script)
+    monkeypatch.setattr(f"orchestrator.method.{module}.evaluate", lambda *a, **k: next(calls))
+
+
+def _dev(f1: float, *, degenerate: bool, one_class: bool) -> dict[str, float]:
+    return {
+        "dev/f1": f1,
+        "dev/accuracy": f1,
+        "dev/degenerate": float(degenerate),
+        "dev/one_class": float(one_class),
+    }
+
+
+def test_retrain_keeps_an_epoch_that_beats_the_constant_over_a_higher_scoring_constant(
+    setup, monkeypatch
+):
+    """MRPC: "equivalent" for every pair scores F1 0.81; a student that learnt something and
+    scores less must still be the one kept, and a one-class epoch never wins over one that
+    tells the classes apart."""
+    cfg, prepared, overrides = setup
+    runs = {
+        # epoch 0 (as searched), 1, 2, 3
+        "learnt": ([_dev(0.81, degenerate=True, one_class=True), _dev(0.79, degenerate=False,
+                   one_class=False), _dev(0.83, degenerate=True, one_class=True),
+                   _dev(0.78, degenerate=False, one_class=False)], 1),
+        "none learnt": ([_dev(0.81, degenerate=True, one_class=True), _dev(0.70, degenerate=True,
+                        one_class=False), _dev(0.82, degenerate=True, one_class=True),
+                        _dev(0.75, degenerate=True, one_class=False)], 3),
+        "all fine": ([_dev(0.60, degenerate=False, one_class=False), _dev(0.70, degenerate=False,
+                     one_class=False), _dev(0.65, degenerate=False, one_class=False),
+                     _dev(0.62, degenerate=False, one_class=False)], 1),
+    }  # fmt: skip
+    for name, (script, expected) in runs.items():
+        _scripted(monkeypatch, "retrain", script)
+        result = run_one_task(load_config(None, [*overrides, "retrain.epochs=3"]), prepared)
+        assert result.metrics["retrain/best_epoch"] == expected, name
+
+
+def test_search_keeps_the_epoch_whose_student_beats_the_constant(setup, monkeypatch):
+    cfg, prepared, overrides = setup
+    _scripted(
+        monkeypatch,
+        "search",
+        [
+            _dev(0.74, degenerate=False, one_class=False),
+            _dev(0.81, degenerate=True, one_class=True),
+            _dev(0.40, degenerate=True, one_class=False),
+        ],
+    )
+    search_only = [
+        *overrides,
+        "search.epochs=3",
+        "search.arch_warmup_fraction=0",
+        "retrain.epochs=0",
+    ]
+    result = run_one_task(load_config(None, search_only), prepared)
+    assert result.metrics["search/best_epoch"] == 1.0
+    assert result.metrics["search/best_dev"] == 0.74

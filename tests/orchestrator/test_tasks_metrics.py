@@ -263,3 +263,33 @@ def test_constant_check_flags_almost_one_class_unless_the_gold_labels_are_as_ske
     skewed = np.array([1] * 99 + [0])  # gold labels just as skewed: predicting them is right
     fine = constant_check(sst2, _logits([1] * 99 + [0]), skewed)
     assert fine["degenerate"] == 0.0
+
+
+def test_selection_key_ranks_beating_the_constant_then_telling_classes_apart_then_score():
+    from orchestrator.tasks.evaluation import selection_key
+
+    def key(score, degenerate, one_class):
+        metrics = {"dev/f1": score, "dev/degenerate": degenerate, "dev/one_class": one_class}
+        return selection_key(metrics, "dev/f1")
+
+    ranked = [key(0.70, 0.0, 0.0), key(0.79, 1.0, 0.0), key(0.60, 1.0, 0.0), key(0.81, 1.0, 1.0)]
+    assert ranked == sorted(ranked, reverse=True)
+    assert key(0.75, 0.0, 0.0) > key(0.70, 0.0, 0.0)
+    assert key(float("nan"), 0.0, 0.0) < key(0.0, 0.0, 0.0)
+    # Checkpoints written before the check existed: the score alone decides.
+    assert selection_key({"dev/f1": 0.8}, "dev/f1") > selection_key({"dev/f1": 0.7}, "dev/f1")
+
+
+def test_evaluate_reports_the_constant_check_under_its_prefix(monkeypatch):
+    import torch
+
+    import orchestrator.tasks.evaluation as evaluation
+
+    monkeypatch.setattr(evaluation, "trim_padding", lambda batch: batch)
+    batch = type("Batch", (), {"labels": torch.tensor([1, 1, 1, 0])})()
+    always_equivalent = lambda _batch: torch.tensor([[0.0, 1.0]] * 4)  # noqa: E731
+    metrics = evaluation.evaluate(get_task("mrpc"), always_equivalent, [batch], prefix="dev")
+    assert metrics["dev/f1"] == pytest.approx(6 / 7)
+    assert metrics["dev/one_class"] == 1.0 and metrics["dev/degenerate"] == 1.0
+    assert metrics["dev/majority_share"] == 1.0
+    assert metrics["dev/constant_baseline"] == pytest.approx(6 / 7)
