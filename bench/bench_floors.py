@@ -34,15 +34,9 @@ from orchestrator.tasks.registry import TaskSpec
 from searchspace.config import SupernetConfig
 from searchspace.derived import student_config
 from searchspace.embeddings import StudentEmbedding, masked_mean
+from searchspace.pair_encoding import pair_features
 
 PAIR_FEATURES = "[u, v, |u - v|, u * v]"
-
-
-def pair_features(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """InferSent's features (what the siamese students' head reads): the difference and the
-    product make "are the two sentences alike" linear in the features, which a bag cannot get
-    from the mean of the two."""
-    return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
 
 
 class BagOfEmbeddings(nn.Module):

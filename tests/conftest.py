@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from processes import free_port
 
 # Tests never touch a hub, and Ray must not create auth tokens or report usage.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -74,16 +74,10 @@ def demo_data_dir(tmp_path_factory) -> Path:
     return root
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def ray_head():
     """A real Ray head on 127.0.0.1 (Jobs API address), stopped with every process it started."""
-    port, dashboard = _free_port(), _free_port()
+    port, dashboard = free_port(), free_port()
     temp = Path(f"/tmp/adabert-ray-{os.getpid()}")  # Ray's socket paths must stay short
     bin_dir = str(Path(sys.executable).parent)
     env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
@@ -97,7 +91,7 @@ def ray_head():
     # its driver was killed would keep them, and this head's Jobs API would never get an agent.
     for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
                  "--metrics-export-port", "--runtime-env-agent-port"):  # fmt: skip
-        command += [flag, str(_free_port())]
+        command += [flag, str(free_port())]
     # Its own process group: stopping it stops exactly the processes this test started.
     head = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -11,22 +11,16 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from processes import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -50,7 +44,7 @@ def two_nodes():
     env |= {"RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"  # the job's `python` is ours
     env.pop("RAY_ADDRESS", None)
-    port, dashboard = _free_port(), _free_port()
+    port, dashboard = free_port(), free_port()
     temp = Path(f"/tmp/adabert-2n-{os.getpid()}")  # Ray's socket paths must stay short
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
 
@@ -58,7 +52,7 @@ def two_nodes():
         """Ports Ray fixes by default (agent, metrics): two nodes on one host need their own."""
         flags = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
                  "--metrics-export-port", "--runtime-env-agent-port")  # fmt: skip
-        return [item for flag in flags for item in (flag, str(_free_port()))]
+        return [item for flag in flags for item in (flag, str(free_port()))]
 
     head = subprocess.Popen(
         [str(bin_dir / "ray"), "start", "--head", "--block", "--port", str(port),

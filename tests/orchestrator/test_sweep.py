@@ -10,13 +10,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from processes import free_port
 from sweeps import (
     TASKS,
     adabert,
@@ -245,7 +245,7 @@ def test_the_champion_serves_raw_text_over_http_on_loopback(sweep, tmp_path):
     name = registered[0]
     columns = ["sentence"] if name.endswith("sentiment") else ["sentence1", "sentence2"]
     rows = [["a warm and funny film"] * len(columns), ["dull"] * len(columns)]
-    port = _free_port()
+    port = free_port()
     # MLflow starts its scoring server as `uvicorn` from PATH: the venv's bin, as after
     # `source .venv/bin/activate`.
     serve_env = environment(MLFLOW_TRACKING_URI=uri)
@@ -285,12 +285,6 @@ def test_the_champion_serves_raw_text_over_http_on_loopback(sweep, tmp_path):
             kill_session(server.pid)
             server.wait()
         wait_session_gone(server.pid)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _snapshot(folder: Path) -> dict:

@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from processes import free_port
 from sweeps import adabert, environment, mlflow_runs, run, summary, write_sweep
 
 pytestmark = pytest.mark.slow
@@ -23,18 +24,12 @@ NAME, BUCKET = "cloud", "adabert-test"
 CLOUD_TASKS = ("paraphrase",)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
     """An S3 endpoint on 127.0.0.1 with one bucket, and the environment that points clients at
     it (pyarrow, boto3 and MLflow all read AWS_ENDPOINT_URL / MLFLOW_S3_ENDPOINT_URL)."""
     pytest.importorskip("moto")
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
