@@ -182,9 +182,9 @@ def test_ctrl_c_closes_every_record_and_resume_finishes(tmp_path, tiny_teacher_d
     name, planned = "cc", 1
     # The Ctrl-C goes as soon as one task has trained an epoch, with many more to go: the tiny
     # epochs take about 2 s, and with 3 or 8 of them both trials finished before the poll saw
-    # one (reads of the MLflow store can miss while two trials write to it).
+    # one (reads of the MLflow store can miss while two trials write to it); 20 leave about 40 s.
     config = write_sweep(
-        tmp_path, tiny_teacher_dir, name=name, trials=planned, search_epochs=30, cache=sweep_cache
+        tmp_path, tiny_teacher_dir, name=name, trials=planned, search_epochs=20, cache=sweep_cache
     )
     folder = tmp_path / name
     process = start(adabert("sweep", str(config)), cwd=tmp_path)

@@ -19,9 +19,11 @@ from sweeps import adabert, environment, mlflow_runs, run, summary, write_sweep
 
 pytestmark = pytest.mark.slow
 NAME, BUCKET = "cloud", "adabert-test"
-# One task (a pair task, whose student at this budget beats a constant and is registered): where
-# a sweep stores is per sweep, and test_sweep.py covers two tasks side by side.
-CLOUD_TASKS = ("paraphrase",)
+# One task: where a sweep stores is per sweep, and test_sweep.py covers two tasks side by side.
+# The sentiment task on 512 examples: its student learns from the labels even where the tiny
+# random teacher stays at chance (beat the constant in 10 of 10 seeds tried), so a champion is
+# registered; the paraphrase task at this size did in about half of them.
+CLOUD_TASKS = ("sentiment",)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def cloud_sweep(s3, tiny_teacher_dir, tmp_path_factory):
     client, env = s3
     root = tmp_path_factory.mktemp("cloud")
     config = write_sweep(root, tiny_teacher_dir, name=NAME, trials=1, log_model=True,
-                         tasks=CLOUD_TASKS, train_size=192, retrain_epochs=2)  # fmt: skip
+                         tasks=CLOUD_TASKS, train_size=512, retrain_epochs=2)  # fmt: skip
     storage = f"s3://{BUCKET}/team"
     command = adabert("sweep", str(config), "--storage", storage)
     result = run(command, cwd=root, timeout=900, env=environment(**env))
