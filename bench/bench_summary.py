@@ -16,6 +16,9 @@ SUMMARY_NAME = "summary.json"
 # The product's rule (orchestrator/tasks/evaluation.py): a student no better than the constant
 # prediction, or giving one class to at least this share of the dev examples, is degenerate.
 ALMOST_ONE_CLASS = 0.98
+# Metrics on which every constant prediction scores 0 (the product defines a correlation of a
+# constant as 0), so the constant baseline is known even where bench.json records no majority.
+ZERO_FOR_A_CONSTANT = ("pearson", "spearmanr", "matthews_correlation")
 PHASES = ("teacher", "knowledge", "search", "retrain")
 
 
@@ -92,6 +95,8 @@ def task_summary(entry: dict[str, Any], source: str | None = None) -> dict[str, 
         "searched_by_seed": scores,
     }
     constant = row["majority_baseline"]
+    if constant is None and metric in ZERO_FOR_A_CONSTANT:
+        constant = 0.0
     first = {"seed": (seeds or [None])[0], **(entry.get("searched") or {})}
     records = entry.get("seeds") or [first]
     flags = [degenerate(r.get("metrics"), metric, constant) for r in records]

@@ -174,3 +174,22 @@ def test_degenerate_seeds_and_controls_are_named(results):
     old = next(r for r in summarize(results) if r["task"] == "sst2")
     assert old["searched_degenerate_seeds"] is None and old["retention_above_baseline"] is None
     assert old["degenerate_controls"] is None  # no majority baseline in that file: unknown
+
+
+def test_a_correlation_task_is_judged_against_zero_without_a_majority_baseline(results):
+    """STS-B has no majority class: every constant prediction has a Pearson correlation of 0."""
+    entry = _new_format() | {"task": "stsb", "metric": "pearson", "majority_baseline": None}
+    entry["teacher"] = {"metrics": {"pearson": 0.8}}
+    entry["seeds"] = [
+        {"seed": seed, "metrics": {"pearson": score}}
+        for seed, score in zip([1, 2, 3], [0.0, 0.6, 0.7])
+    ]
+    entry["bag_of_embeddings"] = {"metrics": {"pearson": -0.1}}
+    entry["random_genotype"] = {"metrics": {"pearson": 0.5}}
+    entry["bert_style"] = {"metrics": {"pearson": 0.2}}
+    (results / "stsb").mkdir(exist_ok=True)
+    (results / "stsb" / "bench.json").write_text(json.dumps({"tasks": [entry]}), encoding="utf-8")
+    row = next(r for r in summarize(results) if r["task"] == "stsb")
+    assert row["searched_degenerate_seeds"] == [1]
+    assert row["degenerate_controls"] == ["bag_of_embeddings"]
+    assert row["retention_above_baseline"] == pytest.approx((1.3 / 3) / 0.8)
