@@ -49,6 +49,13 @@ _CONSOLE_KEYS = (
 )
 
 
+# The constant check behind every dev evaluation (``evaluate``): one flag is printed instead.
+_NOT_PRINTED = frozenset(
+    {"teacher/train_loss", "dev/majority_share", "dev/constant_baseline", "dev/one_class",
+     "dev/degenerate"}
+)  # fmt: skip
+
+
 def console_reporter(stream=None) -> EpochCallback:
     """An EpochCallback printing one line per epoch: losses, dev metrics and the genotype."""
 
@@ -59,8 +66,10 @@ def console_reporter(stream=None) -> EpochCallback:
             if key in event.metrics:
                 parts.append(f"{key.split('/')[-1]} {event.metrics[key]:.4g}")
         for key, value in event.metrics.items():
-            if key.startswith(("dev/", "teacher/")) and key != "teacher/train_loss":
+            if key.startswith(("dev/", "teacher/")) and key not in _NOT_PRINTED:
                 parts.append(f"{key} {value:.4f}")
+        if event.metrics.get("dev/degenerate"):
+            parts.append("(no better than a constant)")
         if event.genotype is not None:
             parts.append(f"| {event.genotype.summary()}")
         print(" ".join(parts), file=out, flush=True)
