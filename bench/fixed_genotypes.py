@@ -7,9 +7,14 @@ operations are worth from what the search picks.
 
 ``--demo`` generates the demo task (600 train / 200 dev, seed 0) under ``--out`` and applies the
 demo sweep's base budget (orchestrator/configs/demo.toml) with a scratch retrain of
-``retrain.epochs`` (3) full epochs; ``--set`` overrides any of it. Genotypes: ``pool:K`` (pooling
-and identity cells) or ``conv:K`` (four convolutions per cell), K cells. Prints one JSON line per
-genotype.
+``retrain.epochs`` (3) full epochs. ``--glue TASK`` takes the task from ``--glue-dir`` with the
+benchmark's config for it (``bench/bench.toml`` and its ``[tasks.TASK]`` table; its teacher and
+transfer set come from the benchmark's cache when it ran). ``--set`` overrides any of it.
+Genotypes: ``pool:K`` (pooling and identity cells) or ``conv:K`` (four convolutions per cell), K
+cells. Prints one JSON line per genotype.
+
+    .venv/bin/python bench/fixed_genotypes.py --glue stsb --genotypes pool:2 conv:2 \
+        --set retrain.epochs=4 --set retrain.max_steps_per_epoch=250 --set retrain.mode=scratch
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from run_bench import read_settings, task_config  # noqa: E402
 
 from orchestrator.config import load_config  # noqa: E402
 from orchestrator.method.pipeline import (  # noqa: E402
@@ -80,18 +87,25 @@ def demo_overrides(task: str, out: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--demo", choices=sorted(DEMO_TASKS), required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--demo", choices=sorted(DEMO_TASKS))
+    source.add_argument("--glue", metavar="TASK", help="a GLUE task, with bench/bench.toml")
+    parser.add_argument("--glue-dir", type=Path, default=REPO.parent / "shared" / "data" / "glue")
     parser.add_argument("--genotypes", nargs="+", default=["pool:2", "conv:2"])
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", type=Path, default=Path("bench/results/raw/fixed_genotypes"))
     args = parser.parse_args(argv)
-    overrides = [
-        *DEMO_BUDGET,
-        *demo_overrides(args.demo, args.out),
-        f'run.cache_dir="{args.out / "cache"}"',
-        *args.overrides,
-    ]
-    cfg = load_config(None, overrides)
+    if args.glue:
+        settings = read_settings(str(REPO / "bench" / "bench.toml"), args.overrides)
+        cfg = task_config(settings, args.glue, args.glue_dir)
+    else:
+        overrides = [
+            *DEMO_BUDGET,
+            *demo_overrides(args.demo, args.out),
+            f'run.cache_dir="{args.out / "cache"}"',
+            *args.overrides,
+        ]
+        cfg = load_config(None, overrides)
     prepared = prepare_task(cfg)
     config = supernet_config_for(cfg, prepared)
     for spec in args.genotypes:
@@ -116,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             json.dumps(
                 {
-                    "task": args.demo,
+                    "task": args.glue or args.demo,
                     "genotype": spec,
                     "pair_encoding": config.pair_encoding,
                     "augment_copies": cfg.data.augment_copies,
