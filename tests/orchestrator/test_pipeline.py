@@ -247,7 +247,8 @@ def test_retrain_keeps_an_epoch_that_beats_the_constant_over_a_higher_scoring_co
     }  # fmt: skip
     for name, (script, expected) in runs.items():
         _scripted(monkeypatch, "retrain", script)
-        result = run_one_task(load_config(None, [*overrides, "retrain.epochs=3"]), prepared)
+        budget = [*overrides, "search.epochs=1", "retrain.epochs=3"]
+        result = run_one_task(load_config(None, budget), prepared)
         assert result.metrics["retrain/best_epoch"] == expected, name
 
 
