@@ -39,7 +39,12 @@ from orchestrator.tasks.data import (
     text_columns,
     tokenize_for_distillation,
 )
-from orchestrator.tasks.evaluation import constant_check, logits_to_predictions, predict
+from orchestrator.tasks.evaluation import (
+    CONSTANT_CHECK_FIELDS,
+    constant_check,
+    logits_to_predictions,
+    predict,
+)
 from orchestrator.tasks.metrics import compute_metrics, primary_metric
 from orchestrator.tasks.registry import TaskSpec, custom_task, get_task
 from orchestrator.teacher.knowledge import Augmentation, prepare_teacher_knowledge
@@ -510,11 +515,14 @@ class TrialRunner:
         }
         if prepared.teacher_score:
             metrics["retention"] = metrics[prepared.primary_metric] / prepared.teacher_score
-        student.eval()
-        logits, labels = predict(lambda b: student(*b.student_inputs()), self.dev_loader)
-        check = constant_check(prepared.task, logits, labels)
-        metrics |= {k: v for k, v in check.items() if k != "degenerate"}
-        metrics["student/degenerate"] = check["degenerate"]
+        check = {k: v for k, v in retrain.dev_metrics.items() if k in CONSTANT_CHECK_FIELDS}
+        if len(check) < len(CONSTANT_CHECK_FIELDS):
+            # A checkpoint written before the retrain's evaluation carried the constant check.
+            student.eval()
+            logits, labels = predict(lambda b: student(*b.student_inputs()), self.dev_loader)
+            check = constant_check(prepared.task, logits, labels, prefix="dev")
+            metrics |= check
+        metrics["student/degenerate"] = check["dev/degenerate"]
         baseline, teacher = check["dev/constant_baseline"], prepared.teacher_score
         if teacher is not None and teacher > baseline:
             # How much of the teacher's gain over a constant prediction the student keeps:

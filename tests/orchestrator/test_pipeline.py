@@ -272,3 +272,33 @@ def test_search_keeps_the_epoch_whose_student_beats_the_constant(setup, monkeypa
     result = run_one_task(load_config(None, search_only), prepared)
     assert result.metrics["search/best_epoch"] == 1.0
     assert result.metrics["search/best_dev"] == 0.74
+
+
+def test_the_result_reads_the_constant_check_of_the_kept_epoch_without_predicting_again(
+    setup, monkeypatch
+):
+    """The retrain's evaluation of its best epoch already holds the constant check of the same
+    weights: the trial's result uses it instead of running the dev set a second time."""
+    cfg, prepared, overrides = setup
+    kept = _dev(0.79, degenerate=False, one_class=False) | {
+        "dev/majority_share": 0.6,
+        "dev/constant_baseline": 0.5,
+    }
+    worse = _dev(0.70, degenerate=False, one_class=False) | {
+        "dev/majority_share": 0.7,
+        "dev/constant_baseline": 0.5,
+    }
+    _scripted(monkeypatch, "retrain", [worse, kept])
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("the dev set was predicted again")
+
+    monkeypatch.setattr("orchestrator.method.pipeline.predict", no_second_pass)
+    budget = [*overrides, "search.epochs=1", "retrain.epochs=1"]
+    result = run_one_task(load_config(None, budget), prepared)
+    metrics = result.metrics
+    assert metrics["retrain/best_epoch"] == 1.0
+    assert metrics["dev/majority_share"] == 0.6 and metrics["student/degenerate"] == 0.0
+    teacher = prepared.teacher_score
+    if teacher is not None and teacher > 0.5:
+        assert metrics["retention_above_baseline"] == pytest.approx((0.79 - 0.5) / (teacher - 0.5))

@@ -230,14 +230,14 @@ def test_constant_check_flags_one_class_and_no_better_than_constant():
     labels = np.array([1, 1, 1, 0, 0, 1, 0, 1])  # 5 of 8 positive
     # Always "equivalent": binary F1 = 2·(5/8)/(1 + 5/8) = 10/13, the best constant prediction.
     always = constant_check(mrpc, _logits([1] * 8), labels)
-    assert always["dev/majority_share"] == 1.0 and always["degenerate"] == 1.0
+    assert always["dev/majority_share"] == 1.0 and always["dev/degenerate"] == 1.0
     assert always["dev/constant_baseline"] == pytest.approx(10 / 13)
     # Mixed predictions scoring below the constant's accuracy (5/8) are degenerate too.
     worse = constant_check(sst2, _logits([1, 0, 1, 0, 1, 0, 1, 0]), labels)  # accuracy 4/8
-    assert worse["dev/majority_share"] == 0.5 and worse["degenerate"] == 1.0
+    assert worse["dev/majority_share"] == 0.5 and worse["dev/degenerate"] == 1.0
     assert worse["dev/constant_baseline"] == pytest.approx(5 / 8)
     good = constant_check(sst2, _logits([1, 1, 1, 0, 0, 1, 0, 0]), labels)  # accuracy 7/8
-    assert good["degenerate"] == 0.0 and good["dev/majority_share"] == 0.5
+    assert good["dev/degenerate"] == 0.0 and good["dev/majority_share"] == 0.5
 
 
 def test_constant_check_on_regression_looks_at_the_spread():
@@ -245,9 +245,9 @@ def test_constant_check_on_regression_looks_at_the_spread():
 
     stsb, labels = get_task("stsb"), np.array([0.5, 2.0, 3.5, 5.0])
     flat = constant_check(stsb, np.full((4, 1), 2.5), labels)
-    assert flat["dev/majority_share"] == 1.0 and flat["degenerate"] == 1.0
+    assert flat["dev/majority_share"] == 1.0 and flat["dev/degenerate"] == 1.0
     tracking = constant_check(stsb, labels.reshape(-1, 1) * 0.9, labels)
-    assert tracking["degenerate"] == 0.0 and tracking["dev/constant_baseline"] == 0.0
+    assert tracking["dev/degenerate"] == 0.0 and tracking["dev/constant_baseline"] == 0.0
 
 
 def test_constant_check_flags_almost_one_class_unless_the_gold_labels_are_as_skewed():
@@ -259,10 +259,10 @@ def test_constant_check_flags_almost_one_class_unless_the_gold_labels_are_as_ske
     # 99 of 100 predicted positive, one correct negative: accuracy 0.51 beats the constant 0.50.
     almost = constant_check(sst2, _logits([0] + [1] * (n - 1)), labels)
     assert almost["dev/majority_share"] == 0.99 >= ALMOST_ONE_CLASS
-    assert almost["degenerate"] == 1.0
+    assert almost["dev/degenerate"] == 1.0
     skewed = np.array([1] * 99 + [0])  # gold labels just as skewed: predicting them is right
     fine = constant_check(sst2, _logits([1] * 99 + [0]), skewed)
-    assert fine["degenerate"] == 0.0
+    assert fine["dev/degenerate"] == 0.0
 
 
 def test_selection_key_ranks_beating_the_constant_then_telling_classes_apart_then_score():
@@ -293,3 +293,55 @@ def test_evaluate_reports_the_constant_check_under_its_prefix(monkeypatch):
     assert metrics["dev/one_class"] == 1.0 and metrics["dev/degenerate"] == 1.0
     assert metrics["dev/majority_share"] == 1.0
     assert metrics["dev/constant_baseline"] == pytest.approx(6 / 7)
+
+
+def test_constant_check_takes_the_callers_score_and_prefix():
+    from orchestrator.tasks.evaluation import constant_check
+
+    sst2 = get_task("sst2")
+    labels = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    logits = _logits([1, 1, 1, 0, 0, 1, 0, 0])  # accuracy 7/8
+    assert constant_check(sst2, logits, labels, score=7 / 8) == constant_check(sst2, logits, labels)
+    # A caller's score at the constant's level makes the same predictions degenerate.
+    assert constant_check(sst2, logits, labels, score=5 / 8)["dev/degenerate"] == 1.0
+    test_side = constant_check(sst2, logits, labels, prefix="test")
+    assert set(test_side) == {
+        "test/majority_share",
+        "test/constant_baseline",
+        "test/one_class",
+        "test/degenerate",
+    }
+
+
+def test_selection_score_orders_epochs_exactly_as_selection_key():
+    from orchestrator.tasks.evaluation import selection_key, selection_score
+
+    rng = np.random.default_rng(0)
+    candidates = []
+    for _ in range(300):
+        one_class = bool(rng.random() < 0.3)
+        degenerate = one_class or bool(rng.random() < 0.3)
+        score = float(rng.uniform(-1, 1)) if rng.random() > 0.05 else math.nan
+        candidates.append(
+            {
+                "dev/pearson": score,
+                "dev/degenerate": float(degenerate),
+                "dev/one_class": float(one_class),
+            }
+        )
+    candidates += [{"dev/pearson": 1.0}, {"dev/pearson": -1.0}, {"dev/pearson": math.nan}]
+    by_key = sorted(
+        range(len(candidates)), key=lambda i: selection_key(candidates[i], "dev/pearson")
+    )
+    by_score = sorted(
+        range(len(candidates)), key=lambda i: selection_score(candidates[i], "dev/pearson")
+    )
+    keys = [selection_key(candidates[i], "dev/pearson") for i in by_score]
+    assert keys == sorted(keys)  # the float order never contradicts the tuple order
+    assert [selection_key(candidates[i], "dev/pearson") for i in by_key] == keys
+    worst_learner = selection_score({"dev/f1": 0.0, "dev/degenerate": 0.0}, "dev/f1")
+    best_constant = selection_score({"dev/f1": 1.0, "dev/degenerate": 1.0}, "dev/f1")
+    assert best_constant < worst_learner
+    assert selection_score(
+        {"dev/f1": 0.81, "dev/degenerate": 1.0, "dev/one_class": 1.0}, "dev/f1"
+    ) == (pytest.approx(0.81 - 8.0))
