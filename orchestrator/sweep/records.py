@@ -72,6 +72,7 @@ class TaskSummary:
     registered_model: str = ""
     model_version: str = ""
     seconds: float = 0.0
+    champion_tolerance: float = 0.0  # sweep.champion_tolerance when the summary was written
 
     @property
     def teacher_score(self) -> float | None:
@@ -79,8 +80,11 @@ class TaskSummary:
 
     @property
     def best(self) -> TrialRecord | None:
-        """The complete trial with the best metric; the smaller student breaks a tie. A student
-        no better than a constant prediction is never the best, however it scores."""
+        """The champion: of the complete trials within ``champion_tolerance`` of the best metric,
+        the one with the fewest FLOPs (then parameters, then the higher metric). FLOPs, not the
+        measured latency: trials are timed while others run beside them, and the choice must not
+        change with the machine's load. A student no better than a constant prediction is never
+        the champion, however it scores."""
         finished = [
             t
             for t in self.trials
@@ -88,7 +92,16 @@ class TaskSummary:
         ]
         if not finished:
             return None
-        return max(finished, key=lambda t: (t.metric, -(t.params or math.inf)))
+        top = max(t.metric for t in finished)
+        close = [t for t in finished if t.metric >= top - self.champion_tolerance - 1e-12]
+        return min(
+            close,
+            key=lambda t: (
+                math.inf if t.flops is None else t.flops,
+                math.inf if t.params is None else t.params,
+                -t.metric,
+            ),
+        )
 
     def counts(self) -> dict[str, int]:
         return {state: sum(t.state == state for t in self.trials) for state in STATES}

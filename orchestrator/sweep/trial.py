@@ -25,6 +25,7 @@ from orchestrator.method.run_folder import write_student_package
 from orchestrator.plots import cell_figure
 from orchestrator.progress import EpochReport
 from orchestrator.sweep import tracking
+from orchestrator.tasks.evaluation import selection_score
 from searchspace.costs import genotype_cost
 
 # Constants the outer search puts into every trial's config, so a trial knows what it is for.
@@ -55,6 +56,17 @@ class TrialPlan:
     def trainable_name(self) -> str:
         # Tune keeps trainables in one registry per Ray job: each task needs its own name.
         return f"adabert-{self.sweep}-{self.task}"
+
+
+# What Tune's scheduler ranks trials by (``selection_score``): the task metric, lowered for a
+# student no better than a constant. In every report that carries the task metric.
+SELECTION_METRIC = "dev/selection_score"
+
+
+def with_selection_score(metrics: dict[str, float], primary_metric: str) -> dict[str, float]:
+    if primary_metric not in metrics:
+        return metrics
+    return metrics | {SELECTION_METRIC: selection_score(metrics, primary_metric)}
 
 
 def cost_metrics(metrics: dict[str, float]) -> dict[str, float]:
@@ -155,6 +167,7 @@ def run_trial(config: dict[str, Any], *, plan: TrialPlan, prepared: PreparedTask
     def on_epoch(event: EpochReport) -> None:
         step = runner.completed_epochs
         metrics = {k: float(v) for k, v in event.metrics.items() if isinstance(v, (int, float))}
+        metrics = with_selection_score(metrics, prepared.primary_metric)
         if event.genotype is not None:
             # The exact size of the architecture derived so far: a curve worth watching, and
             # what a multi-objective searcher sees of a trial stopped before its end.
@@ -176,6 +189,7 @@ def run_trial(config: dict[str, Any], *, plan: TrialPlan, prepared: PreparedTask
 
     result = run_one_task(cfg, prepared, runner=runner, on_epoch=on_epoch, latency="student")
     metrics = result.metrics | {f"cost/{k}": v for k, v in cost_metrics(result.metrics).items()}
+    metrics = with_selection_score(metrics, prepared.primary_metric)
     genotype = result.genotype
     step = runner.completed_epochs + 1
     run.log_metrics(metrics, step=step)

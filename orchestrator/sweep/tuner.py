@@ -25,7 +25,7 @@ from orchestrator.plots import pareto_figure, pareto_front
 from orchestrator.sweep import records, tracking
 from orchestrator.sweep.config import ParamRange, SweepSection
 from orchestrator.sweep.hparams import close_running_trials, make_searcher, study_seed
-from orchestrator.sweep.trial import TrialPlan, run_trial
+from orchestrator.sweep.trial import SELECTION_METRIC, TrialPlan, run_trial
 
 PHASE_TAG = "adabert.phase"
 
@@ -121,7 +121,7 @@ def _scheduler(plan: TaskPlan, max_iterations: int):
     if plan.sweep.scheduler == "fifo":
         return FIFOScheduler()
     return ASHAScheduler(
-        metric=plan.primary_metric,
+        metric=SELECTION_METRIC,
         mode="max",
         max_t=max_iterations,
         grace_period=min(plan.sweep.grace_period, max_iterations),
@@ -256,6 +256,7 @@ def run_task(plan: TaskPlan) -> dict[str, Any]:
             data_fingerprint=prepared.data_fingerprint,
             trials=rows,
             prepare=prepare_interval,
+            champion_tolerance=plan.sweep.champion_tolerance,
         )
         best = summary.best
         if best is not None and best.checkpoint:

@@ -83,6 +83,9 @@ def test_task_entries_overrides_and_hparams_layer_in_order(tmp_path):
         ("space.search.nothing={type='float', low=0.1, high=1.0}", "nothing"),
         ("space.search.arch_lr={type='float', low=0.0, high=1.0, log=true}", "log"),
         ("other.key=1", "other.key"),
+        ("sweep.champion_tolerance=-0.01", "champion_tolerance"),
+        ("sweep.champion_tolerance=1.5", "champion_tolerance"),
+        ("sweep.champion_tolerance='half'", "champion_tolerance"),
     ],
 )
 def test_invalid_sweep_settings_name_the_problem(tmp_path, override, needle):
@@ -266,3 +269,61 @@ def test_task_summary_best_counts_tables_and_round_trip():
     assert table.count("| sst2 |") == 6 and "| sst2 | t02 (best) (front) | complete |" in table
     assert "| sst2 | t04 | error | - |" in table
     assert "| 0.8500 | 0.944 | 3.00M | 7.3x |" in summary_table([summary])
+
+
+def test_asha_stops_a_one_class_trial_that_outscores_a_learning_one():
+    """MRPC: answering "equivalent" for every pair scores F1 0.81; ranked on the raw metric, ASHA
+    would stop the trial that learnt something (0.79) and keep the constant."""
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from orchestrator.sweep.trial import with_selection_score
+    from orchestrator.sweep.tuner import _scheduler
+
+    sweep = SimpleNamespace(scheduler="asha", grace_period=1, reduction_factor=2)
+    scheduler = _scheduler(SimpleNamespace(sweep=sweep), max_iterations=8)
+    learner, constant = SimpleNamespace(trial_id="learner"), SimpleNamespace(trial_id="constant")
+    for trial in (learner, constant):
+        scheduler.on_trial_add(None, trial)
+
+    def report(trial, f1: float, *, one_class: bool) -> str:
+        dev = {"dev/f1": f1, "dev/degenerate": float(one_class), "dev/one_class": float(one_class)}
+        result = with_selection_score(dev, "dev/f1") | {"training_iteration": 1}
+        return scheduler.on_trial_result(None, trial, result)
+
+    assert report(learner, 0.79, one_class=False) == TrialScheduler.CONTINUE
+    assert report(constant, 0.81, one_class=True) == TrialScheduler.STOP
+
+
+def test_reports_without_the_task_metric_get_no_selection_score():
+    from orchestrator.sweep.trial import SELECTION_METRIC, with_selection_score
+
+    assert with_selection_score({"search/loss": 1.0}, "dev/f1") == {"search/loss": 1.0}
+    scored = with_selection_score({"dev/f1": 0.7}, "dev/f1")  # an old checkpoint: score alone
+    assert scored[SELECTION_METRIC] == pytest.approx(0.7)
+
+
+def test_the_champion_is_the_cheapest_trial_within_the_tolerance_of_the_best_metric(tmp_path):
+    from orchestrator.sweep.records import TaskSummary
+
+    rows = [
+        _row(0, "complete", 0.850, 5e6, flops=9e8),
+        _row(1, "complete", 0.847, 5e6, flops=3e8),
+        _row(2, "complete", 0.840, 4e6, flops=1e8),
+        _row(3, "complete", 0.849, 1e6, flops=1e6, degenerate=True),  # never, however cheap
+        _row(4, "pruned", 0.850, 1e6, flops=1e6),  # stopped early: never
+    ]
+
+    def champion(tolerance: float) -> int:
+        summary = TaskSummary(
+            task="sst2", metric_name="dev/accuracy", teacher_metric="teacher/accuracy",
+            teacher_metrics={"teacher/accuracy": 0.9}, teacher_params=22_000_000,
+            data_fingerprint="f", trials=rows, champion_tolerance=tolerance,
+        )  # fmt: skip
+        return summary.best.number
+
+    assert champion(0.0) == 0
+    assert champion(0.005) == 1
+    assert champion(0.01) == 2
+    assert load_sweep_config(_write(tmp_path, MINIMAL)).sweep.champion_tolerance == 0.005
