@@ -1,4 +1,4 @@
-"""What a sweep tells its user at the end: the best student per task, every trial, and where
+"""What a sweep tells its user at the end: the champion student per task, every trial, and where
 the wall time went. Built from the typed records, for the console and ``summary.md``."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def summary_table(summaries: list[TaskSummary]) -> str:
     lines = [
-        "| task | metric | teacher | best student | retention | params | size vs teacher | "
+        "| task | metric | teacher | champion | retention | params | size vs teacher | "
         "latency b1 (ms) | speedup b1 | speedup b32 | trials (done/pruned/failed) | genotype |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
@@ -71,7 +71,7 @@ def trials_table(summaries: list[TaskSummary]) -> str:
     for s in summaries:
         best = s.best
         for t in s.trials:
-            marks = (" (best)" if t is best else "") + (" (front)" if t.number in s.pareto else "")
+            marks = (" (champion)" if t is best else "") + (" (front)" if t.number in s.pareto else "")
             cells = f"{_fmt(t.max_cells, 'd')} → {_fmt(t.num_cells, 'd')}"
             params = "-" if t.params is None else f"{t.params:,.0f}"
             genotype = f"`{t.genotype_hash}`" if t.genotype_hash else "-"
@@ -92,6 +92,6 @@ def warnings_for(summaries: list[TaskSummary]) -> list[str]:
         if finished and s.best is None:
             lines.append(
                 f"task {s.task}: no finished student beat a constant prediction of the dev set "
-                f"({len(finished)} finished); none is reported as best or registered"
+                f"({len(finished)} finished); none is named champion or registered"
             )
     return lines

@@ -93,7 +93,7 @@ def _parents(folder: Path):
 def test_sweep_prints_progress_and_a_table_of_every_trial(sweep):
     folder, stdout, _, _ = sweep
     assert "running" in stdout and "best" in stdout  # the progress view
-    assert "| task | metric | teacher | best student |" in stdout
+    assert "| task | metric | teacher | champion |" in stdout
     assert "Every trial:" in stdout and f"adabert ui --sweep {folder}" in stdout
     result = summary(folder)
     assert result["state"] == "complete" and result["failures"] == {}

@@ -266,7 +266,7 @@ def test_task_summary_best_counts_tables_and_round_trip():
     assert TaskSummary.from_dict(json.loads(json.dumps(summary.to_dict()))) == summary
     table = trials_table([summary])
     assert "| sst2 | t05 | complete (constant) | 0.9500 |" in table
-    assert table.count("| sst2 |") == 6 and "| sst2 | t02 (best) (front) | complete |" in table
+    assert table.count("| sst2 |") == 6 and "| sst2 | t02 (champion) (front) | complete |" in table
     assert "| sst2 | t04 | error | - |" in table
     assert "| 0.8500 | 0.944 | 3.00M | 7.3x |" in summary_table([summary])
 
