@@ -11,7 +11,9 @@ demo sweep's base budget (orchestrator/configs/demo.toml) with a scratch retrain
 benchmark's config for it (``bench/bench.toml`` and its ``[tasks.TASK]`` table; its teacher and
 transfer set come from the benchmark's cache when it ran). ``--set`` overrides any of it.
 Genotypes: ``pool:K`` (pooling and identity cells) or ``conv:K`` (four convolutions per cell), K
-cells. Prints one JSON line per genotype.
+cells; ``--from-bench FILE`` adds every search seed's genotype of a benchmark's ``bench.json``
+(named ``seed-N``), to retrain the searched architectures the way the controls are trained.
+Prints one JSON line per genotype.
 
     .venv/bin/python bench/fixed_genotypes.py --glue stsb --genotypes pool:2 conv:2 \
         --set retrain.epochs=4 --set retrain.max_steps_per_epoch=250 --set retrain.mode=scratch
@@ -75,6 +77,16 @@ def genotype(spec: str) -> Genotype:
     )
 
 
+def searched_genotypes(bench_json: Path) -> dict[str, Genotype]:
+    """Each search seed's derived genotype in a ``bench/run_bench.py`` result file."""
+    report = json.loads(bench_json.read_text(encoding="utf-8"))
+    return {
+        f"seed-{record['seed']}": Genotype.from_dict(record["genotype"])
+        for task in report["tasks"]
+        for record in task.get("seeds", [])
+    }
+
+
 def demo_overrides(task: str, out: Path) -> list[str]:
     folder = out / "data"
     if not (folder / task).is_dir():
@@ -92,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--glue", metavar="TASK", help="a GLUE task, with bench/bench.toml")
     parser.add_argument("--glue-dir", type=Path, default=REPO.parent / "shared" / "data" / "glue")
     parser.add_argument("--genotypes", nargs="+", default=["pool:2", "conv:2"])
+    parser.add_argument("--from-bench", type=Path, metavar="BENCH_JSON")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--out", type=Path, default=Path("bench/results/raw/fixed_genotypes"))
     args = parser.parse_args(argv)
@@ -108,9 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(None, overrides)
     prepared = prepare_task(cfg)
     config = supernet_config_for(cfg, prepared)
-    for spec in args.genotypes:
+    genotypes = {spec: genotype(spec) for spec in args.genotypes}
+    if args.from_bench:
+        genotypes |= searched_genotypes(args.from_bench)
+    for spec, chosen in genotypes.items():
         seed_everything(cfg.run.seed)
-        student = scratch_student(config, genotype(spec), teacher_tables(prepared, config))
+        student = scratch_student(config, chosen, teacher_tables(prepared, config))
         started = time.perf_counter()
         result = run_retrain(
             student,
