@@ -71,7 +71,8 @@ def trials_table(summaries: list[TaskSummary]) -> str:
     for s in summaries:
         best = s.best
         for t in s.trials:
-            marks = (" (champion)" if t is best else "") + (" (front)" if t.number in s.pareto else "")
+            marks = " (champion)" if t is best else ""
+            marks += " (front)" if t.number in s.pareto else ""
             cells = f"{_fmt(t.max_cells, 'd')} → {_fmt(t.num_cells, 'd')}"
             params = "-" if t.params is None else f"{t.params:,.0f}"
             genotype = f"`{t.genotype_hash}`" if t.genotype_hash else "-"
