@@ -1,0 +1,92 @@
+"""bench/collapse_table.py: the per-arm figures are the right aggregates of the seeds' runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from collapse_table import ARMS, arm_row, done_runs, main, param_free_share, render, write
+from run_bench import read_settings, task_config
+
+from searchspace.genotype import Edge, Genotype
+
+BENCH_TOML = Path(__file__).resolve().parents[2] / "bench" / "bench.toml"
+
+
+def _genotype(*ops: str) -> Genotype:
+    sources = [(0, 2), (1, 2), (0, 3), (2, 3)]
+    edges = tuple(Edge(t, s, op) for (s, t), op in zip(sources, ops, strict=False))
+    return Genotype(edges, num_cells=2, nodes_per_cell=2)
+
+
+def _run(arm: str, seed: int, score: float, **extra) -> dict:
+    record = {
+        "arm": arm, "seed": seed, "score": score, "metric": "dev/f1", "teacher": 0.84,
+        "degenerate": False, "one_class": False, "num_cells": 2, "param_free_share": 0.5,
+        "collapsed": False, "genotype_summary": "K=2", "genotype_hash": "0" * 10,
+        "seconds": {"search": 60.0, "retrain": 30.0},
+    }  # fmt: skip
+    record.update(extra)
+    return record
+
+
+def test_param_free_share_counts_pooling_and_identity_only():
+    assert param_free_share(_genotype("identity", "std_conv_3", "avg_pool_3", "dil_conv_5")) == 0.5
+    assert param_free_share(_genotype("max_pool_3", "identity", "avg_pool_3", "identity")) == 1.0
+    assert param_free_share(_genotype("std_conv_3", "std_conv_5", "dil_conv_3", "dil_conv_7")) == 0
+
+
+def test_an_arms_row_is_mean_and_population_std_over_its_seeds():
+    runs = [
+        _run("cap2", 2, 0.80, num_cells=4, param_free_share=0.25),
+        _run("cap2", 1, 0.70, num_cells=2, param_free_share=1.0, collapsed=True),
+        _run("cap2", 3, 0.90, num_cells=3, param_free_share=0.5, one_class=True),
+    ]
+    row = arm_row("cap2", runs)
+    assert row["seeds"] == [1, 2, 3]
+    assert row["score"]["mean"] == pytest.approx(0.80)
+    assert row["score"]["std"] == pytest.approx((0.02 / 3) ** 0.5)  # population, not sample
+    assert row["num_cells"]["values"] == [2, 4, 3]
+    assert row["param_free_share"]["mean"] == pytest.approx(0.5833333)
+    assert (row["collapsed"], row["degenerate"]) == (1, 1)
+    assert row["minutes"] == pytest.approx(4.5)
+
+
+def test_the_table_has_one_row_per_arm_run_and_resumes_only_the_same_settings(tmp_path):
+    report = {
+        "command": "python bench/collapse_table.py --glue mrpc", "task": "mrpc",
+        "metric": "dev/f1", "teacher": 0.84, "overrides": ["retrain.epochs=1"],
+        "arms": ["default", "beta0", "cap2"],
+        "runs": [_run("default", 1, 0.8), _run("default", 2, 0.82), _run("cap2", 1, 0.7)],
+    }  # fmt: skip
+    text = render(report)
+    rows = [line for line in text.splitlines() if line.startswith("| default") or
+            line.startswith("| cap2") or line.startswith("| beta0")]  # fmt: skip
+    assert len(rows) == 2  # beta0 has no run yet
+    assert "0.810 ± 0.010" in rows[0] and "0.800 / 0.820" in rows[0]
+    write(tmp_path, report)
+    assert json.loads((tmp_path / "collapse.json").read_text())["runs"] == report["runs"]
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert len(done_runs(tmp_path, "mrpc", ["retrain.epochs=1"])) == 3
+    assert done_runs(tmp_path, "mrpc", []) == []  # other settings: nothing is reused
+    assert done_runs(tmp_path, "rte", ["retrain.epochs=1"]) == []
+
+
+def test_every_arm_names_valid_settings_and_bad_input_exits_2(tmp_path, capsys):
+    glue = tmp_path / "glue"
+    (glue / "MRPC").mkdir(parents=True)
+    for split in ("train.tsv", "dev.tsv"):
+        (glue / "MRPC" / split).write_text("")
+    for name, (what, source, overrides) in ARMS.items():
+        assert what and source, name
+        settings = read_settings(str(BENCH_TOML), list(overrides))
+        cfg = task_config(settings, "mrpc", glue)  # an unknown key or bad value raises
+        assert cfg.search.epochs >= 1
+    (glue / "MRPC" / "dev.tsv").unlink()
+    assert main(["--glue", "mrpc", "--glue-dir", str(glue), "--out", str(tmp_path / "o")]) == 2
+    assert "MRPC" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--glue", "mrpc", "--arms", "nonsense"])
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "o").exists()
