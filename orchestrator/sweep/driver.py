@@ -215,9 +215,7 @@ def _study_progress(study_name: str, optuna_url: str) -> tuple[dict[str, int], f
         study = hparams.load_study(study_name, optuna_url)
     except KeyError:
         return {}, None
-    counts = hparams.trial_states(study)
-    values = [t.values[0] for t in study.get_trials(deepcopy=False) if t.values]
-    return counts, (max(values) if values else None)
+    return hparams.trial_states(study), hparams.best_feasible_value(study)
 
 
 # --- the run -------------------------------------------------------------------------------

@@ -202,6 +202,17 @@ def trial_states(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
+def best_feasible_value(study: optuna.Study) -> float | None:
+    """The best metric among the complete trials whose student beats a constant prediction: what
+    a progress line may call "best" (a one-class student can outscore every learning one)."""
+    values = [
+        trial.values[0]
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if trial.values and not trial.user_attrs.get("student/degenerate")
+    ]
+    return max(values) if values else None
+
+
 def close_running_trials(study_name: str, storage_url: str, reason: str) -> int:
     """FAIL every trial of the study still RUNNING (interrupted, or asked by a driver that died
     before Tune recorded it), with the reason as an attribute; returns how many."""

@@ -19,6 +19,7 @@ from orchestrator.sweep.config import SweepSection, load_sweep_config, parse_ran
 from orchestrator.sweep.hparams import (
     DefineByRun,
     PruneAwareOptunaSearch,
+    best_feasible_value,
     default_point,
     make_searcher,
     study_seed,
@@ -327,3 +328,16 @@ def test_the_champion_is_the_cheapest_trial_within_the_tolerance_of_the_best_met
     assert champion(0.005) == 1
     assert champion(0.01) == 2
     assert load_sweep_config(_write(tmp_path, MINIMAL)).sweep.champion_tolerance == 0.005
+
+
+def test_the_progress_lines_best_leaves_out_degenerate_and_unfinished_trials():
+    study = optuna.create_study(direction="maximize")
+    finished = optuna.trial.TrialState.COMPLETE
+    for value, degenerate in ((0.81, 1.0), (0.79, 0.0), (0.77, None)):
+        attrs = {} if degenerate is None else {"student/degenerate": degenerate}
+        study.add_trial(optuna.trial.create_trial(value=value, user_attrs=attrs, state=finished))
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING))
+    assert best_feasible_value(study) == 0.79
+    empty = optuna.create_study(direction="maximize")
+    empty.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={"student/degenerate": 1.0}))
+    assert best_feasible_value(empty) is None
