@@ -132,7 +132,7 @@ def render(report: dict[str, Any]) -> str:
         "parameter-free edges | all-parameter-free cells | degenerate | minutes |",
         "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for arm in report["arms"]:
+    for arm in ARMS:  # every arm with runs, also those an earlier invocation asked for
         records = [r for r in report["runs"] if r["arm"] == arm]
         if not records:
             continue
