@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         seed_everything(cfg.run.seed)
         student = scratch_student(config, chosen, teacher_tables(prepared, config))
         started = time.perf_counter()
+        # Fresh loaders per genotype: each sees the same batches in the same order.
         result = run_retrain(
             student,
             prepared.task,
