@@ -35,7 +35,7 @@ def _add_run(subparsers) -> None:
 
 
 def _run_command(args: argparse.Namespace) -> int:
-    from orchestrator.config import load_config
+    from orchestrator.config import build_config, config_data
     from orchestrator.method.pipeline import prepare_task, run_one_task
     from orchestrator.method.run_folder import write_run_folder
     from orchestrator.preflight import check_run
@@ -44,14 +44,15 @@ def _run_command(args: argparse.Namespace) -> int:
     overrides = [f"task.name={json.dumps(args.task)}"]
     if args.teacher is not None:
         overrides.append(f"teacher.name_or_path={json.dumps(args.teacher)}")
-    elif not _names_a_teacher(args.config, args.set):
+    if args.data_dir:
+        overrides.append(f"task.data_dir={json.dumps(args.data_dir)}")
+    data = config_data(args.config, overrides + list(args.set))
+    cfg = build_config(data)
+    if "name_or_path" not in data.get("teacher", {}):  # build_config checked it is a table
         # The built-in default (bert-base-uncased) would start a download the user never asked for.
         raise UserInputError(
             "no teacher: pass --teacher or set teacher.name_or_path in --config or --set"
         )
-    if args.data_dir:
-        overrides.append(f"task.data_dir={json.dumps(args.data_dir)}")
-    cfg = load_config(args.config, overrides + list(args.set))
     check_run(cfg)
     reporter = console_reporter()
     prepared = prepare_task(cfg, on_progress=reporter)
@@ -75,15 +76,6 @@ def _run_command(args: argparse.Namespace) -> int:
         )
     print(f"run folder: {folder}")
     return 0
-
-
-def _names_a_teacher(config_path: str | None, sets: list[str]) -> bool:
-    from orchestrator.config import read_toml
-
-    if any(text.split("=", 1)[0].strip() == "teacher.name_or_path" for text in sets):
-        return True
-    teacher = read_toml(config_path).get("teacher", {}) if config_path else {}
-    return isinstance(teacher, dict) and "name_or_path" in teacher
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -362,7 +362,13 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise UserInputError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+def config_data(path: str | Path | None = None, overrides: list[str] | None = None) -> dict:
+    """The TOML file's sections with ``overrides`` merged in, before defaults and validation:
+    what the user wrote, so callers can tell an explicit setting from a default."""
     data = read_toml(path) if path else {}
     pairs = dict(parse_override(item) for item in overrides or [])
-    return build_config(merge_overrides(data, pairs))
+    return merge_overrides(data, pairs)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    return build_config(config_data(path, overrides))
