@@ -74,6 +74,12 @@ CONSTRAINT = "beats_constant_prediction"
 ENDED_ATTR = "adabert.ended"
 
 
+def _constraints(result: dict | None) -> dict[str, float] | None:
+    if result and "student/degenerate" in result:
+        return {CONSTRAINT: float(result["student/degenerate"])}
+    return None
+
+
 class PruneAwareOptunaSearch(OptunaSearch):
     """OptunaSearch that keeps Optuna's records exact.
 
@@ -134,8 +140,8 @@ class PruneAwareOptunaSearch(OptunaSearch):
             return
         for key, value in attrs.items():
             ot_trial.set_user_attr(key, value)
-        if result and "student/degenerate" in result:
-            ot_trial.set_constraint(CONSTRAINT, float(result["student/degenerate"]))
+        for key, value in (_constraints(result) or {}).items():
+            ot_trial.set_constraint(key, value)
         super().on_trial_complete(trial_id, result=result, error=error)
 
     def _is_open(self, ot_trial) -> bool:
@@ -157,6 +163,7 @@ class PruneAwareOptunaSearch(OptunaSearch):
                 values=values,
                 state=state,
                 user_attrs={**frozen.user_attrs, **attrs, "adabert.resumed_from": frozen.number},
+                constraints=_constraints(result),
             )
         )
 
@@ -203,13 +210,10 @@ def trial_states(study: optuna.Study) -> dict[str, int]:
 
 
 def best_feasible_value(study: optuna.Study) -> float | None:
-    """The best metric among the complete trials whose student beats a constant prediction: what
-    a progress line may call "best" (a one-class student can outscore every learning one)."""
-    values = [
-        trial.values[0]
-        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if trial.values and not trial.user_attrs.get("student/degenerate")
-    ]
+    """The best first objective among the trials Optuna counts as feasible (``CONSTRAINT``: a
+    one-class student can outscore every learning one, but is never the best); what a progress
+    line may call "best". None before the first feasible trial ends."""
+    values = [trial.values[0] for trial in study.best_trials]
     return max(values) if values else None
 
 

@@ -17,9 +17,11 @@ from orchestrator.plots import pareto_front
 from orchestrator.sweep.cli import ui_command_line
 from orchestrator.sweep.config import SweepSection, load_sweep_config, parse_range, task_run_config
 from orchestrator.sweep.hparams import (
+    CONSTRAINT,
     DefineByRun,
     PruneAwareOptunaSearch,
     best_feasible_value,
+    close_running_trials,
     default_point,
     make_searcher,
     study_seed,
@@ -184,6 +186,25 @@ def test_early_stopped_trials_are_pruned_and_final_ones_complete(tmp_path, metri
     ]
 
 
+def test_a_resumed_trial_recorded_again_keeps_its_feasibility(tmp_path):
+    space = (parse_range("loss.kd_weight", {"type": "float", "low": 0.1, "high": 0.9}),)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = make_searcher(
+        space=space, base={}, metrics=["dev/accuracy"], study_name="s", storage_url=url,
+        seed=0, enqueue_defaults=False,
+    )  # fmt: skip
+    for trial_id in ("one_class", "learning"):
+        searcher.suggest(trial_id)
+    assert close_running_trials("s", url, "interrupted") == 2  # the driver was stopped
+    final = {"training_iteration": 3, "is_final": True}
+    searcher.on_trial_complete("one_class", {**final, "dev/accuracy": 0.9, "student/degenerate": 1})
+    searcher.on_trial_complete("learning", {**final, "dev/accuracy": 0.8, "student/degenerate": 0})
+    study = optuna.load_study(study_name="s", storage=url)
+    again = [t for t in study.trials if "adabert.resumed_from" in t.user_attrs]
+    assert [t.constraints for t in again] == [{CONSTRAINT: 1.0}, {CONSTRAINT: 0.0}]
+    assert best_feasible_value(study) == 0.8
+
+
 def test_pareto_front_hand_case():
     # (score to maximise, cost to minimise)
     points = [(0.90, 5.0), (0.85, 2.0), (0.80, 3.0), (0.90, 6.0), (0.70, 1.0), (0.85, 2.0)]
@@ -334,10 +355,16 @@ def test_the_progress_lines_best_leaves_out_degenerate_and_unfinished_trials():
     study = optuna.create_study(direction="maximize")
     finished = optuna.trial.TrialState.COMPLETE
     for value, degenerate in ((0.81, 1.0), (0.79, 0.0), (0.77, None)):
-        attrs = {} if degenerate is None else {"student/degenerate": degenerate}
-        study.add_trial(optuna.trial.create_trial(value=value, user_attrs=attrs, state=finished))
+        constraints = None if degenerate is None else {CONSTRAINT: degenerate}
+        trial = optuna.trial.create_trial(value=value, constraints=constraints, state=finished)
+        study.add_trial(trial)
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING))
     assert best_feasible_value(study) == 0.79
+    two = optuna.create_study(directions=["maximize", "minimize"])  # the sweep's two objectives
+    for values, degenerate in (([0.81, 1e6], 1.0), ([0.75, 1e5], 0.0), ([0.79, 2e6], 0.0)):
+        trial = optuna.trial.create_trial(values=values, constraints={CONSTRAINT: degenerate})
+        two.add_trial(trial)
+    assert best_feasible_value(two) == 0.79
     empty = optuna.create_study(direction="maximize")
-    empty.add_trial(optuna.trial.create_trial(value=0.9, user_attrs={"student/degenerate": 1.0}))
+    empty.add_trial(optuna.trial.create_trial(value=0.9, constraints={CONSTRAINT: 1.0}))
     assert best_feasible_value(empty) is None
