@@ -20,6 +20,7 @@ holds under the same settings, so an interrupted table resumes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -69,6 +70,10 @@ ARMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
 }
 
+# What prepare_task reads (data, tokenisation, the teacher and its cache): arms equal in these
+# share one prepared task.
+PREPARE_SECTIONS = ("task", "data", "teacher", "run")
+
 # The README's table; beta8 and no_aug are there for a user's own questions.
 DEFAULT_ARMS = ("default", "no_warmup", "beta0", "cap2", "ramp", "pf_dropout")
 
@@ -77,6 +82,13 @@ def param_free_share(genotype: Genotype) -> float:
     """Share of the kept edges whose op has no parameters."""
     ops = [edge.op for edge in genotype.edges]
     return sum(op in PARAMETER_FREE for op in ops) / len(ops) if ops else 1.0
+
+
+def prepare_key(cfg: Any) -> str:
+    """The config sections ``prepare_task`` reads: arms that change only the search, the loss or
+    the derive share one prepared task instead of loading the cache again."""
+    sections = {name: dataclasses.asdict(getattr(cfg, name)) for name in PREPARE_SECTIONS}
+    return json.dumps(sections, sort_keys=True, default=str)
 
 
 def run_record(arm: str, seed: int, result: Any, seconds: dict[str, float]) -> dict[str, Any]:
@@ -232,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         "arms": list(args.arms),
         "runs": done_runs(out, args.glue, list(args.set)),
     }
+    prepared_by_key: dict[str, Any] = {}
     for arm, cfg in configs.items():
         todo = [
             s
@@ -241,7 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         if not todo:
             continue
         torch.set_num_threads(cfg.run.threads or torch.get_num_threads())
-        prepared = prepare_task(cfg, on_progress=reporter)
+        key = prepare_key(cfg)
+        if key not in prepared_by_key:
+            prepared_by_key[key] = prepare_task(cfg, on_progress=reporter)
+        prepared = prepared_by_key[key]
         for seed in todo:
             print(f"== {arm}: seed {seed}", file=sys.stderr, flush=True)
             result = run_one_task(with_seed(cfg, seed), prepared, on_epoch=reporter)

@@ -6,7 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-from collapse_table import ARMS, arm_row, done_runs, main, param_free_share, render, write
+from collapse_table import (
+    ARMS,
+    arm_row,
+    done_runs,
+    main,
+    param_free_share,
+    prepare_key,
+    render,
+    write,
+)
 from run_bench import read_settings, task_config
 
 from searchspace.genotype import Edge, Genotype
@@ -90,3 +99,17 @@ def test_every_arm_names_valid_settings_and_bad_input_exits_2(tmp_path, capsys):
         main(["--glue", "mrpc", "--arms", "nonsense"])
     assert exit_info.value.code == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_arms_that_change_only_the_search_share_one_prepared_task(tmp_path):
+    glue = tmp_path / "glue"
+    (glue / "MRPC").mkdir(parents=True)
+    for split in ("train.tsv", "dev.tsv"):
+        (glue / "MRPC" / split).write_text("")
+
+    def key(arm: str) -> str:
+        settings = read_settings(str(BENCH_TOML), list(ARMS[arm][2]))
+        return prepare_key(task_config(settings, "mrpc", glue))
+
+    assert key("default") == key("cap2") == key("beta0") == key("pf_dropout")
+    assert key("no_aug") != key("default")  # fewer augmented copies: another transfer set
