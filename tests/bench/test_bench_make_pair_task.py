@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from make_pair_task import main
+import tomllib
+from make_pair_task import BENCH_TOML, main
 
 from orchestrator.config import load_config
 
@@ -34,6 +35,13 @@ def test_scores_from_3_are_similar_and_the_config_loads(tmp_path, capsys):
     )  # fmt: skip
     assert cfg.task.train_file == str(out.resolve() / "train.jsonl")
     assert cfg.retrain.mode == "scratch"
+    bench = tomllib.loads(BENCH_TOML.read_text())  # the budget follows bench.toml's STS-B
+    stsb = bench["tasks"]["stsb"]
+    assert cfg.data.augment_copies == stsb["data"]["augment_copies"]
+    assert cfg.data.max_seq_length == stsb["data"]["max_seq_length"]
+    assert cfg.teacher.epochs == stsb["teacher"]["epochs"]
+    assert cfg.search.max_steps_per_epoch == bench["search"]["max_steps_per_epoch"]
+    assert cfg.supernet.max_cells == bench["supernet"]["max_cells"]
 
 
 def test_a_glue_folder_without_sts_b_exits_2(tmp_path, capsys):
