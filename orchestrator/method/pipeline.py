@@ -505,7 +505,7 @@ class TrialRunner:
             **retrain.dev_metrics,
             **prepared.teacher_metrics,
             "search/best_epoch": float(best["epoch"]),
-            "search/best_dev": float(best["score"]),
+            "search/best_dev": float(self.search.best_score),
             "retrain/best_epoch": float(retrain.best_epoch),
             "student/params": float(student.num_parameters()),
             "student/flops": float(student.flops(seq_len)),

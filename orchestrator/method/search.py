@@ -249,13 +249,10 @@ class SearchPhase:
         metrics = self._epoch_metrics(sums, steps, genotype, temperature) | dev
         metrics["arch/learning"] = float(update_arch)
         self.history.append({"epoch": float(epoch), **metrics})
-        score = dev[self.primary_metric]
-        score = -math.inf if math.isnan(score) else score
         if update_arch and (self.best is None or self._better(dev)):
             self.best = {
                 "genotype": genotype.to_dict(),
                 "epoch": epoch,
-                "score": score,
                 "dev": dev,
                 "state": copy.deepcopy(self.supernet.state_dict()),
             }
@@ -265,9 +262,14 @@ class SearchPhase:
     def _better(self, dev: dict[str, float]) -> bool:
         """A derived student that beats a constant prediction wins over one that does not,
         whatever their scores (``selection_key``)."""
-        best = self.best.get("dev") or {self.primary_metric: self.best["score"]}
         key = selection_key(dev, self.primary_metric)
-        return key > selection_key(best, self.primary_metric)
+        return key > selection_key(self.best["dev"], self.primary_metric)
+
+    @property
+    def best_score(self) -> float:
+        """The best epoch's dev metric (-inf for NaN, e.g. a correlation of constant outputs)."""
+        score = self.best["dev"][self.primary_metric]
+        return -math.inf if math.isnan(score) else score
 
     def _epoch_metrics(self, sums, steps, genotype: Genotype, temperature: float):
         edge_h, depth_h = arch_entropy(self.supernet)
@@ -291,7 +293,7 @@ class SearchPhase:
         return SearchResult(
             Genotype.from_dict(self.best["genotype"]),
             self.best["epoch"],
-            self.best["score"],
+            self.best_score,
             self.best["state"],
             list(self.history),
         )
