@@ -28,7 +28,7 @@ from orchestrator.method.pipeline import (
 from orchestrator.method.retrain import RetrainResult, run_retrain
 from orchestrator.progress import EpochCallback, EpochReport
 from orchestrator.tasks.batches import DistillationSet, batch_loader
-from orchestrator.tasks.data import progress_bars, tokenize_for_distillation, with_rows
+from orchestrator.tasks.data import tokenize_for_distillation, with_rows
 from orchestrator.teacher.model import TEACHER_COLUMNS, load_tokenizer
 from searchspace.config import SupernetConfig
 from searchspace.costs import genotype_cost
@@ -312,20 +312,27 @@ def random_baseline(cfg, prepared, result: TrialResult, config, options, budget,
     }
 
 
-def bert_baseline(cfg, prepared, result: TrialResult, config, options, budget, reporter):
-    with progress_bars(cfg.run.progress_bar):
-        train, dev = joint_encoding_datasets(cfg, prepared)
+def bert_baseline(
+    cfg, prepared, result: TrialResult, config, options, budget, reporter, *, datasets, shape=None
+):
+    """The BERT-style control on ``datasets`` (``joint_encoding_datasets`` of the config the
+    task was prepared with: its seed drew any subsample); its shape is picked by latency
+    against the searched student unless ``shape`` (a ``BertShape`` picked before, e.g. for
+    another seed) is given."""
+    train, dev = datasets
     max_positions = max(cfg.data.max_seq_length, cfg.run.latency_seq_length)
-    shape, choice = latency_matched_shape(
-        result.student,
-        candidate_shapes(options["bert_layers"], options["bert_widths"], options["bert_heads"]),
-        vocab_size=config.vocab_size,
-        input_vocab=min(prepared.vocab_size, config.vocab_size),
-        max_positions=max_positions,
-        num_labels=config.num_labels,
-        seq_len=cfg.run.latency_seq_length,
-        repeats=cfg.run.latency_repeats,
-    )
+    choice = None
+    if shape is None:
+        shape, choice = latency_matched_shape(
+            result.student,
+            candidate_shapes(options["bert_layers"], options["bert_widths"], options["bert_heads"]),
+            vocab_size=config.vocab_size,
+            input_vocab=min(prepared.vocab_size, config.vocab_size),
+            max_positions=max_positions,
+            num_labels=config.num_labels,
+            seq_len=cfg.run.latency_seq_length,
+            repeats=cfg.run.latency_repeats,
+        )
     seed_everything(cfg.run.seed)  # after the timing: its random models must not shift the init
     model = bert_style_student(
         config, shape, max_positions=max_positions, tables=teacher_tables(prepared, config)
@@ -357,7 +364,8 @@ def bert_baseline(cfg, prepared, result: TrialResult, config, options, budget, r
             "max_position_embeddings": arch.max_position_embeddings,
             "vocab_size": arch.vocab_size,
         },
-        "choice": choice,
+        "shape": shape,
+        **({"choice": choice} if choice is not None else {}),
         "embedding_init": "teacher word + position tables, PCA-projected to its width "
         "(as the searched supernet starts at the cells' width); token types, layers, pooler, "
         "head: BERT random init",

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_summary import mean_std, write_summary
+from bench_summary import CONTROLS, control_mean, control_std, mean_std, write_summary
 
 # The issue's targets (a benchmark reports against them; nothing fails when they are missed).
 RETENTION_TARGET = {"sst2": 0.97, "mrpc": 0.97}
@@ -71,7 +71,8 @@ def markdown(report: dict[str, Any]) -> str:
         "first seed's student alone when one seed ran); retention = that mean / teacher. "
         "Majority = always predicting the training set's most frequent class. Baselines are "
         "trained with the same KD loss for the same number of optimizer steps as the searched "
-        "student (the first seed's). "
+        "student (the first seed's), their architecture matched to the first seed's student; "
+        "with several seeds each is trained once per seed and given as mean ± std too. "
         "Params, FLOPs and speedups are the searched student's; FLOPs per example at sequence "
         "length 128; speedups are latency ratios from one interleaved run (batch 1 and 32, "
         f"seq 128, {report['headline_threads']}); size ratios are exact parameter-count "
@@ -99,9 +100,8 @@ def markdown(report: dict[str, Any]) -> str:
             )
             + f" | {_f(_pct(retention), 1, '%')} | "
             f"{_f((r.get('majority_baseline') or {}).get('score'))} | "
-            f"{_f(r['random_genotype']['metrics'].get(metric))} | "
-            f"{_f(_score(r, 'bag_of_embeddings'))} | "
-            f"{_f(r['bert_style']['metrics'].get(metric))} | {_m(r['searched']['params'])} | "
+            + "".join(f"{control_text(r, name)} | " for name in CONTROLS)
+            + f"{_m(r['searched']['params'])} | "
             f"{_m(r['searched']['flops'], 1)} | {_f(ratios['size_vs_teacher'], 1, 'x')} | "
             f"{_f(ratios['size_vs_bert_base'], 1, 'x')} | "
             f"{_f(ratios['speedup_b1_vs_teacher'], 1, 'x')} | "
@@ -123,8 +123,8 @@ def markdown(report: dict[str, Any]) -> str:
         retention_target = RETENTION_TARGET.get(r["task"])
         retention = ratios.get("retention_seed_mean", ratios["retention"])
         searched_score = _seed_spread(r)["mean"]
-        random_score = r["random_genotype"]["metrics"].get(metric)
-        floor_score = _score(r, "bag_of_embeddings")
+        random_score = control_mean(r["random_genotype"], metric)
+        floor_score = control_mean(r.get("bag_of_embeddings"), metric)
         lines.append(
             f"| {r['task']} | "
             + (
@@ -358,8 +358,14 @@ def _seed_spread(r: dict[str, Any]) -> dict[str, Any]:
     return mean_std([s["metrics"].get(metric) for s in records])
 
 
-def _score(r: dict[str, Any], model: str) -> float | None:
-    return ((r.get(model) or {}).get("metrics") or {}).get(r["metric"])
+def control_text(r: dict[str, Any], name: str) -> str:
+    """A control's figure: mean ± std (n seeds) when it was trained with several seeds."""
+    record, metric = r.get(name), r["metric"]
+    text = _f(control_mean(record, metric))
+    std = control_std(record, metric)
+    if std is not None:
+        text += f" ± {_f(std)} ({len(record['over_seeds']['values'])} seeds)"
+    return text
 
 
 def _beats(score: float | None, other: float | None) -> str:

@@ -20,6 +20,7 @@ ALMOST_ONE_CLASS = 0.98
 # constant as 0), so the constant baseline is known even where bench.json records no majority.
 ZERO_FOR_A_CONSTANT = ("pearson", "spearmanr", "matthews_correlation")
 PHASES = ("teacher", "knowledge", "search", "retrain")
+CONTROLS = ("random_genotype", "bag_of_embeddings", "bert_style")
 
 
 def mean_std(values: list[float | None]) -> dict[str, Any]:
@@ -31,6 +32,30 @@ def mean_std(values: list[float | None]) -> dict[str, Any]:
     mean = sum(known) / len(known)
     std = math.sqrt(sum((v - mean) ** 2 for v in known) / len(known))
     return {"values": list(values), "mean": mean, "std": std}
+
+
+def control_runs(record: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every seed's dev metrics of a control (one run in files before per-seed controls)."""
+    if not record:
+        return []
+    return [r["metrics"] for r in record.get("by_seed") or [record]]
+
+
+def control_mean(record: dict[str, Any] | None, metric: str) -> float | None:
+    """A control's figure: the mean over the seeds it was trained with (``over_seeds``); files
+    from before per-seed controls hold one run, its dev metric."""
+    spread = (record or {}).get("over_seeds")
+    if spread and spread.get("metric") == metric:
+        return spread["mean"]
+    return ((record or {}).get("metrics") or {}).get(metric)
+
+
+def control_std(record: dict[str, Any] | None, metric: str) -> float | None:
+    """The population std over the control's seeds; None for a single run."""
+    spread = (record or {}).get("over_seeds")
+    if spread and spread.get("metric") == metric and len(spread["values"]) > 1:
+        return spread["std"]
+    return None
 
 
 def _get(data: Any, *path: str) -> Any:
@@ -78,9 +103,11 @@ def task_summary(entry: dict[str, Any], source: str | None = None) -> dict[str, 
         "teacher": _get(entry, "teacher", "metrics", metric),
         "searched": spread["mean"],
         "searched_std": spread["std"],
-        "random_genotype": _get(entry, "random_genotype", "metrics", metric),
-        "bag_of_embeddings": _get(entry, "bag_of_embeddings", "metrics", metric),
-        "bert_style": _get(bert_style, "metrics", metric),
+        **{
+            f"{name}{suffix}": figure(entry.get(name), metric)
+            for name in CONTROLS
+            for suffix, figure in (("", control_mean), ("_std", control_std))
+        },
         # How the BERT-style control was sized: bench.json files before the latency match
         # carry no "choice" and were matched by parameter count.
         "bert_style_matched_by": "latency" if "choice" in bert_style else "params",
@@ -108,8 +135,8 @@ def task_summary(entry: dict[str, Any], source: str | None = None) -> dict[str, 
         if constant is None
         else sorted(
             name
-            for name in ("random_genotype", "bag_of_embeddings", "bert_style")
-            if degenerate(_get(entry, name, "metrics"), metric, constant)
+            for name in CONTROLS
+            if any(degenerate(m, metric, constant) for m in control_runs(entry.get(name)))
         )
     )
     row["retention_above_baseline"] = _ratio(

@@ -8,9 +8,10 @@ Usage (from the repository root, after scripts/setup.sh):
 
 Per task this is ``adabert run`` (the project's own ``prepare_task`` and ``run_one_task``: cached
 teacher knowledge, search, derive, retrain with KD), once per ``--seeds`` seed on the same
-prepared task, followed by three baselines trained once with the same loss ((1 - γ)·CE + γ·KD on
-the teacher's final logits, through ``run_retrain``) for the same number of optimizer steps the
-searched student's weights received:
+prepared task, followed by three baselines trained with the same loss ((1 - γ)·CE + γ·KD on the
+teacher's final logits, through ``run_retrain``) for the same number of optimizer steps the
+searched student's weights received, once per seed (``bench.controls_per_seed``; their figure is
+the mean over the seeds, as the searched student's is):
 
 - a random genotype of similar cost: seeded random architecture logits through
   ``derive_genotype`` with the searched supernet's config, the one whose exact parameter count
@@ -49,13 +50,14 @@ from bench_baselines import (
     bert_base_architecture,
     bert_baseline,
     count_params,
+    joint_encoding_datasets,
     random_baseline,
     searched_steps,
     transformer_flops,
 )
 from bench_floors import floor_baseline, majority_baseline
 from bench_report import ratio, write_report
-from bench_summary import mean_std
+from bench_summary import control_mean, mean_std
 
 from orchestrator.config import (
     RunConfig,
@@ -97,6 +99,10 @@ BENCH_DEFAULTS: dict[str, Any] = {
     # Torch thread counts latency is measured at, one interleaved run each; 0 = torch's default
     # at start-up. The first gives the headline speedups.
     "latency_threads": [1, 0],
+    # Each control is trained once per search seed (weights' init and data order; the same
+    # architecture, matched to the first seed's student) and reported as the mean over them,
+    # so "searched vs control" compares two means over the same seeds, not a mean and one draw.
+    "controls_per_seed": True,
 }
 
 
@@ -141,6 +147,10 @@ def read_settings(path: str | None, overrides: list[str]) -> BenchSettings:
     heads = options["bert_heads"]
     if not isinstance(heads, int) or heads < 1 or any(w % heads for w in options["bert_widths"]):
         raise UserInputError(f"bench.bert_heads must be >= 1 and divide every width, got {heads!r}")
+    if not isinstance(options["controls_per_seed"], bool):
+        raise UserInputError(
+            f"bench.controls_per_seed must be true or false, got {options['controls_per_seed']!r}"
+        )
     text = Path(path).read_text(encoding="utf-8") if path else ""
     return BenchSettings(data, per_task, options, run_overrides, text)
 
@@ -266,19 +276,42 @@ def bench_task(
 
     print(f"== {task}: random genotype of similar cost", file=sys.stderr, flush=True)
     clock = time.perf_counter()
-    random_result = random_baseline(cfg, prepared, result, config, options, budget, reporter)
+    metric = prepared.task.primary_metric
+    control_seeds = seeds if options["controls_per_seed"] else seeds[:1]
+
+    def train_random(seed_cfg: RunConfig) -> dict[str, Any]:
+        return random_baseline(seed_cfg, prepared, result, config, options, budget, reporter)
+
+    random_result = over_seeds(train_random, cfg, control_seeds, metric)
     phases["baseline_random"] = time.perf_counter() - clock
     random_student = random_result.pop("model")
 
     print(f"== {task}: bag of embeddings", file=sys.stderr, flush=True)
     clock = time.perf_counter()
-    floor_result = floor_baseline(cfg, prepared, config, budget, reporter)
+
+    def train_floor(seed_cfg: RunConfig) -> dict[str, Any]:
+        return floor_baseline(seed_cfg, prepared, config, budget, reporter)
+
+    floor_result = over_seeds(train_floor, cfg, control_seeds, metric)
     phases["baseline_floor"] = time.perf_counter() - clock
     floor_student = floor_result.pop("model")
 
     print(f"== {task}: BERT-style student of similar latency", file=sys.stderr, flush=True)
     clock = time.perf_counter()
-    bert_result = bert_baseline(cfg, prepared, result, config, options, budget, reporter)
+    shape: list[Any] = []  # picked by latency once, with the first seed; kept for the others
+    with progress_bars(cfg.run.progress_bar):
+        # With the task's own config: its seed drew the subsample and the augmented copies.
+        joint = joint_encoding_datasets(cfg, prepared)
+
+    def train_bert(seed_cfg: RunConfig) -> dict[str, Any]:
+        record = bert_baseline(
+            seed_cfg, prepared, result, config, options, budget, reporter,
+            datasets=joint, shape=shape[0] if shape else None,
+        )  # fmt: skip
+        shape.append(record.pop("shape"))
+        return record
+
+    bert_result = over_seeds(train_bert, cfg, control_seeds, metric)
     phases["baseline_bert"] = time.perf_counter() - clock
     bert_student = bert_result.pop("model")
 
@@ -336,7 +369,6 @@ def bench_task(
     del teacher, bert_base
     phases["total"] = time.perf_counter() - started
 
-    metric = prepared.task.primary_metric
     teacher_score = teacher_info["metrics"].get(metric)
     seed_scores = mean_std([r["metrics"].get(metric) for r in seed_records])
     # The training set's own rows come first in the transfer set (augmented copies follow).
@@ -347,9 +379,9 @@ def bench_task(
     ratios = {
         "retention": ratio(searched["metrics"].get(metric), teacher_score),
         "retention_seed_mean": ratio(seed_scores["mean"], teacher_score),
-        "retention_random": ratio(random_result["metrics"].get(metric), teacher_score),
-        "retention_bag_of_embeddings": ratio(floor_result["metrics"].get(metric), teacher_score),
-        "retention_bert_style": ratio(bert_result["metrics"].get(metric), teacher_score),
+        "retention_random": ratio(control_mean(random_result, metric), teacher_score),
+        "retention_bag_of_embeddings": ratio(control_mean(floor_result, metric), teacher_score),
+        "retention_bert_style": ratio(control_mean(bert_result, metric), teacher_score),
         "size_vs_teacher": teacher_info["params"] / searched["params"],
         "size_vs_bert_base": bert_base_info["params"] / searched["params"],
     }
@@ -392,6 +424,29 @@ def bench_task(
         "phase_seconds": phases,
         "config": cfg.to_dict(),
     }
+
+
+def over_seeds(train, cfg: RunConfig, seeds: list[int], metric: str) -> dict[str, Any]:
+    """A control trained with each seed (``train(cfg with that seed)`` -> its record): the
+    first seed's record, its model kept (timed, saved), plus ``by_seed`` (every seed's dev
+    metrics and best epoch) and ``over_seeds`` (mean and population std of ``metric``)."""
+    first, rows = None, []
+    for seed in seeds:
+        record = train(with_seed(cfg, seed))
+        if first is None:
+            first = record
+        else:
+            del record["model"]
+        rows.append(
+            {"seed": seed, "metrics": record["metrics"], "best_epoch": record["best_epoch"]}
+        )
+    first["by_seed"] = rows
+    first["over_seeds"] = {
+        "metric": metric,
+        "seeds": list(seeds),
+        **mean_std([r["metrics"].get(metric) for r in rows]),
+    }
+    return first
 
 
 def _available(cfg: RunConfig, prepared: PreparedTask, split: str, used: int) -> int:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 import pytest
-from run_bench import build_parser, parse_seeds, read_settings, with_seed
+from run_bench import build_parser, over_seeds, parse_seeds, read_settings, with_seed
 
 from orchestrator.config import RunConfig
 from orchestrator.errors import UserInputError
@@ -47,3 +47,24 @@ def test_bench_toml_is_valid():
     toml = Path(__file__).resolve().parents[2] / "bench" / "bench.toml"
     options = read_settings(str(toml), []).options
     assert options["bert_layers"] and options["bert_widths"]
+
+
+def test_a_control_is_trained_once_per_seed_and_reported_as_their_mean():
+    seen = []
+
+    def train(cfg: RunConfig) -> dict:
+        seen.append(cfg.run.seed)
+        score = {1: 0.80, 2: 0.70, 3: 0.90}[cfg.run.seed]
+        return {"model": f"model-{cfg.run.seed}", "metrics": {"f1": score}, "best_epoch": 1}
+
+    record = over_seeds(train, RunConfig(), [1, 2, 3], "f1")
+    assert seen == [1, 2, 3]
+    assert record["model"] == "model-1"  # the first seed's model is the one timed and saved
+    assert record["metrics"] == {"f1": 0.80}
+    assert [r["seed"] for r in record["by_seed"]] == [1, 2, 3]
+    assert record["over_seeds"]["mean"] == pytest.approx(0.80)
+    assert record["over_seeds"]["std"] == pytest.approx((0.02 / 3) ** 0.5)  # population std
+    assert all("model" not in r for r in record["by_seed"])
+    assert read_settings(None, []).options["controls_per_seed"] is True
+    with pytest.raises(UserInputError, match="controls_per_seed"):
+        read_settings(None, ["bench.controls_per_seed=3"])

@@ -193,3 +193,22 @@ def test_a_correlation_task_is_judged_against_zero_without_a_majority_baseline(r
     assert row["searched_degenerate_seeds"] == [1]
     assert row["degenerate_controls"] == ["bag_of_embeddings"]
     assert row["retention_above_baseline"] == pytest.approx((1.3 / 3) / 0.8)
+
+
+def test_a_control_trained_per_seed_is_reported_as_its_mean_and_spread(results):
+    entry = _new_format()
+    by_seed = [{"seed": s, "metrics": {"f1": v}} for s, v in zip([1, 2, 3], [0.79, 0.83, 0.78])]
+    by_seed[2]["metrics"]["majority_share"] = 0.99  # one seed's control is one-class
+    entry["majority_baseline"]["score"] = 0.5  # every control beats the constant on its score
+    entry["random_genotype"] |= {
+        "by_seed": by_seed,
+        "over_seeds": {"metric": "f1", **mean_std([0.79, 0.83, 0.78])},
+    }
+    (results / "mrpc" / "bench.json").write_text(json.dumps({"tasks": [entry]}), encoding="utf-8")
+    row = next(r for r in summarize(results) if r["task"] == "mrpc")
+    assert row["random_genotype"] == pytest.approx(0.80)
+    assert row["random_genotype_std"] == pytest.approx(math.sqrt((0.01**2 + 0.03**2 + 0.02**2) / 3))
+    assert row["bag_of_embeddings"] == 0.81 and row["bag_of_embeddings_std"] is None  # one run
+    assert row["degenerate_controls"] == ["random_genotype"]
+    assert bench_report.control_text(entry, "random_genotype") == "0.800 ± 0.022 (3 seeds)"
+    assert bench_report.control_text(entry, "bag_of_embeddings") == "0.810"
