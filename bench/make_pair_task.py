@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-import tomllib
+from run_bench import read_settings
 
 SIMILAR_FROM = 3.0
 BENCH_TOML = Path(__file__).resolve().parent / "bench.toml"
@@ -36,10 +36,9 @@ TASK = {
 
 def run_config(bench_toml: Path, paths: dict[str, Path]) -> dict[str, dict]:
     """The run config's sections: bench.toml's base, its [tasks.stsb], the advice, the files."""
-    raw = tomllib.loads(bench_toml.read_text(encoding="utf-8"))
-    per_task = raw.get("tasks", {}).get(SOURCE_TASK, {})
-    sections = {k: dict(v) for k, v in raw.items() if k not in ("bench", "tasks")}
-    for layer in (per_task, ADVICE):
+    settings = read_settings(str(bench_toml), [])  # the bench's own reading and validation
+    sections = {name: dict(values) for name, values in settings.base.items()}
+    for layer in (settings.per_task.get(SOURCE_TASK, {}), ADVICE):
         for section, values in layer.items():
             sections.setdefault(section, {}).update(values)
     sections["task"] = {"train_file": str(paths["train"]), "dev_file": str(paths["dev"]), **TASK}
