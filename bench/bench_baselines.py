@@ -284,8 +284,10 @@ def bert_base_architecture(num_labels: int):
 # --- one task --------------------------------------------------------------------------------
 
 
-def random_baseline(cfg, prepared, result: TrialResult, config, options, budget, reporter):
-    genotype, choice = random_genotype_like(
+def pick_random_genotype(cfg, result: TrialResult, config, options) -> tuple[Genotype, dict]:
+    """The random-genotype control's architecture, drawn once per task (not per seed): the
+    draw depends only on the searched genotype and ``bench.random_genotype_seed``."""
+    return random_genotype_like(
         config,
         result.genotype,
         seq_len=cfg.run.latency_seq_length,
@@ -293,6 +295,10 @@ def random_baseline(cfg, prepared, result: TrialResult, config, options, budget,
         seed=int(options["random_genotype_seed"]),
         exclude_zero=cfg.search.exclude_zero,
     )
+
+
+def random_baseline(cfg, prepared, config, budget, reporter, *, genotype: Genotype, choice: dict):
+    """``genotype`` (from ``pick_random_genotype``) trained from scratch with ``cfg``'s seed."""
     seed_everything(cfg.run.seed)
     student = scratch_student(config, genotype, teacher_tables(prepared, config))
     trained, retrain_cfg = train_on_budget(student, cfg, prepared, budget, "random", reporter)
@@ -312,27 +318,31 @@ def random_baseline(cfg, prepared, result: TrialResult, config, options, budget,
     }
 
 
-def bert_baseline(
-    cfg, prepared, result: TrialResult, config, options, budget, reporter, *, datasets, shape=None
-):
-    """The BERT-style control on ``datasets`` (``joint_encoding_datasets`` of the config the
-    task was prepared with: its seed drew any subsample); its shape is picked by latency
-    against the searched student unless ``shape`` (a ``BertShape`` picked before, e.g. for
-    another seed) is given."""
+def pick_bert_shape(cfg, prepared, result: TrialResult, config, options) -> tuple[BertShape, dict]:
+    """The BERT-style control's shape, picked once per task: the candidate whose batch-1
+    latency is closest to the searched student's (``result.student``)."""
+    return latency_matched_shape(
+        result.student,
+        candidate_shapes(options["bert_layers"], options["bert_widths"], options["bert_heads"]),
+        vocab_size=config.vocab_size,
+        input_vocab=min(prepared.vocab_size, config.vocab_size),
+        max_positions=bert_max_positions(cfg),
+        num_labels=config.num_labels,
+        seq_len=cfg.run.latency_seq_length,
+        repeats=cfg.run.latency_repeats,
+    )
+
+
+def bert_max_positions(cfg) -> int:
+    return max(cfg.data.max_seq_length, cfg.run.latency_seq_length)
+
+
+def bert_baseline(cfg, prepared, config, options, budget, reporter, *, datasets, shape: BertShape):
+    """The BERT-style control of ``shape`` (from ``pick_bert_shape``) trained with ``cfg``'s
+    seed on ``datasets`` (``joint_encoding_datasets`` of the config the task was prepared with:
+    its seed drew any subsample)."""
     train, dev = datasets
-    max_positions = max(cfg.data.max_seq_length, cfg.run.latency_seq_length)
-    choice = None
-    if shape is None:
-        shape, choice = latency_matched_shape(
-            result.student,
-            candidate_shapes(options["bert_layers"], options["bert_widths"], options["bert_heads"]),
-            vocab_size=config.vocab_size,
-            input_vocab=min(prepared.vocab_size, config.vocab_size),
-            max_positions=max_positions,
-            num_labels=config.num_labels,
-            seq_len=cfg.run.latency_seq_length,
-            repeats=cfg.run.latency_repeats,
-        )
+    max_positions = bert_max_positions(cfg)
     seed_everything(cfg.run.seed)  # after the timing: its random models must not shift the init
     model = bert_style_student(
         config, shape, max_positions=max_positions, tables=teacher_tables(prepared, config)
@@ -364,8 +374,6 @@ def bert_baseline(
             "max_position_embeddings": arch.max_position_embeddings,
             "vocab_size": arch.vocab_size,
         },
-        "shape": shape,
-        **({"choice": choice} if choice is not None else {}),
         "embedding_init": "teacher word + position tables, PCA-projected to its width "
         "(as the searched supernet starts at the cells' width); token types, layers, pooler, "
         "head: BERT random init",

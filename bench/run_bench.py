@@ -51,6 +51,8 @@ from bench_baselines import (
     bert_baseline,
     count_params,
     joint_encoding_datasets,
+    pick_bert_shape,
+    pick_random_genotype,
     random_baseline,
     searched_steps,
     transformer_flops,
@@ -279,8 +281,12 @@ def bench_task(
     metric = prepared.task.primary_metric
     control_seeds = seeds if options["controls_per_seed"] else seeds[:1]
 
+    genotype, genotype_choice = pick_random_genotype(cfg, result, config, options)
+
     def train_random(seed_cfg: RunConfig) -> dict[str, Any]:
-        return random_baseline(seed_cfg, prepared, result, config, options, budget, reporter)
+        return random_baseline(
+            seed_cfg, prepared, config, budget, reporter, genotype=genotype, choice=genotype_choice
+        )
 
     random_result = over_seeds(train_random, cfg, control_seeds, metric)
     phases["baseline_random"] = time.perf_counter() - clock
@@ -298,20 +304,17 @@ def bench_task(
 
     print(f"== {task}: BERT-style student of similar latency", file=sys.stderr, flush=True)
     clock = time.perf_counter()
-    shape: list[Any] = []  # picked by latency once, with the first seed; kept for the others
+    shape, shape_choice = pick_bert_shape(cfg, prepared, result, config, options)
     with progress_bars(cfg.run.progress_bar):
         # With the task's own config: its seed drew the subsample and the augmented copies.
         joint = joint_encoding_datasets(cfg, prepared)
 
     def train_bert(seed_cfg: RunConfig) -> dict[str, Any]:
-        record = bert_baseline(
-            seed_cfg, prepared, result, config, options, budget, reporter,
-            datasets=joint, shape=shape[0] if shape else None,
-        )  # fmt: skip
-        shape.append(record.pop("shape"))
-        return record
+        return bert_baseline(
+            seed_cfg, prepared, config, options, budget, reporter, datasets=joint, shape=shape
+        )
 
-    bert_result = over_seeds(train_bert, cfg, control_seeds, metric)
+    bert_result = {**over_seeds(train_bert, cfg, control_seeds, metric), "choice": shape_choice}
     phases["baseline_bert"] = time.perf_counter() - clock
     bert_student = bert_result.pop("model")
 

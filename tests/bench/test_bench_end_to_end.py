@@ -1,0 +1,64 @@
+"""bench/run_bench.py end to end on generated MRPC with the tiny teacher: two search seeds, every
+control trained once per seed from one architecture picked per task, results read back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from run_bench import main
+
+BUDGET = """
+[teacher]
+name_or_path = "{teacher}"
+epochs = 1.0
+probe_epochs = 1
+[data]
+augment_copies = 1
+max_seq_length = 32
+[supernet]
+max_cells = 2
+[search]
+epochs = 1
+max_steps_per_epoch = 2
+[retrain]
+epochs = 1
+max_steps_per_epoch = 2
+[run]
+cache_dir = "{cache}"
+latency_repeats = 1
+threads = 1
+progress_bar = false
+[bench]
+latency_threads = [1]
+random_genotype_samples = 20
+bert_layers = [1, 2]
+bert_widths = [32]
+"""
+
+
+@pytest.mark.slow
+def test_two_seeds_train_every_control_per_seed(tmp_path, demo_data_dir, tiny_teacher_dir):
+    config = tmp_path / "bench.toml"
+    config.write_text(BUDGET.format(teacher=tiny_teacher_dir, cache=tmp_path / "cache"))
+    out = tmp_path / "out"
+    argv = ["--glue-dir", str(demo_data_dir), "--tasks", "mrpc", "--config", str(config)]
+    assert main([*argv, "--seeds", "1,2", "--out", str(out)]) == 0
+    report = json.loads((out / "bench.json").read_text())
+    assert report["complete"]
+    (task,) = report["tasks"]
+    assert task["status"] == "done", task.get("error")
+    assert [row["seed"] for row in task["seeds"]] == [1, 2]
+    assert len(task["searched_over_seeds"]["values"]) == 2
+    for control in ("random_genotype", "bag_of_embeddings", "bert_style"):
+        record = task[control]
+        assert [row["seed"] for row in record["by_seed"]] == [1, 2], control
+        values = [row["metrics"]["f1"] for row in record["by_seed"]]
+        assert record["over_seeds"]["mean"] == pytest.approx(sum(values) / 2), control
+        assert "model" not in record and "shape" not in record, control
+    # One architecture per control, picked once: the records of that pick are kept once.
+    assert task["random_genotype"]["choice"]["samples"] == 20
+    picked = task["bert_style"]["choice"]
+    assert picked["chosen"] in {"1x32", "2x32"}
+    assert task["bert_style"]["architecture"]["num_hidden_layers"] == int(picked["chosen"][0])
+    assert "± " in (out / "bench.md").read_text()
