@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_summary import CONTROLS, control_mean, control_std, mean_std, write_summary
+from bench_summary import CONTROLS, control_figure, mean_std, write_summary
 
 # The issue's targets (a benchmark reports against them; nothing fails when they are missed).
 RETENTION_TARGET = {"sst2": 0.97, "mrpc": 0.97}
@@ -123,8 +123,8 @@ def markdown(report: dict[str, Any]) -> str:
         retention_target = RETENTION_TARGET.get(r["task"])
         retention = ratios.get("retention_seed_mean", ratios["retention"])
         searched_score = _seed_spread(r)["mean"]
-        random_score = control_mean(r["random_genotype"], metric)
-        floor_score = control_mean(r.get("bag_of_embeddings"), metric)
+        random_score, _ = control_figure(r["random_genotype"], metric)
+        floor_score, _ = control_figure(r.get("bag_of_embeddings"), metric)
         lines.append(
             f"| {r['task']} | "
             + (
@@ -361,8 +361,8 @@ def _seed_spread(r: dict[str, Any]) -> dict[str, Any]:
 def control_text(r: dict[str, Any], name: str) -> str:
     """A control's figure: mean ± std (n seeds) when it was trained with several seeds."""
     record, metric = r.get(name), r["metric"]
-    text = _f(control_mean(record, metric))
-    std = control_std(record, metric)
+    mean, std = control_figure(record, metric)
+    text = _f(mean)
     if std is not None:
         text += f" ± {_f(std)} ({len(record['over_seeds']['values'])} seeds)"
     return text

@@ -41,21 +41,14 @@ def control_runs(record: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [r["metrics"] for r in record.get("by_seed") or [record]]
 
 
-def control_mean(record: dict[str, Any] | None, metric: str) -> float | None:
-    """A control's figure: the mean over the seeds it was trained with (``over_seeds``); files
-    from before per-seed controls hold one run, its dev metric."""
+def control_figure(record: dict[str, Any] | None, metric: str) -> tuple[float | None, float | None]:
+    """A control's figure and spread: the mean and population std over the seeds it was trained
+    with (``over_seeds``); no spread for one seed. Files from before per-seed controls hold one
+    run: its dev metric."""
     spread = (record or {}).get("over_seeds")
     if spread and spread.get("metric") == metric:
-        return spread["mean"]
-    return ((record or {}).get("metrics") or {}).get(metric)
-
-
-def control_std(record: dict[str, Any] | None, metric: str) -> float | None:
-    """The population std over the control's seeds; None for a single run."""
-    spread = (record or {}).get("over_seeds")
-    if spread and spread.get("metric") == metric and len(spread["values"]) > 1:
-        return spread["std"]
-    return None
+        return spread["mean"], spread["std"] if len(spread["values"]) > 1 else None
+    return ((record or {}).get("metrics") or {}).get(metric), None
 
 
 def _get(data: Any, *path: str) -> Any:
@@ -103,11 +96,10 @@ def task_summary(entry: dict[str, Any], source: str | None = None) -> dict[str, 
         "teacher": _get(entry, "teacher", "metrics", metric),
         "searched": spread["mean"],
         "searched_std": spread["std"],
-        **{
-            f"{name}{suffix}": figure(entry.get(name), metric)
-            for name in CONTROLS
-            for suffix, figure in (("", control_mean), ("_std", control_std))
-        },
+    }
+    for name in CONTROLS:
+        row[name], row[f"{name}_std"] = control_figure(entry.get(name), metric)
+    row |= {
         # How the BERT-style control was sized: bench.json files before the latency match
         # carry no "choice" and were matched by parameter count.
         "bert_style_matched_by": "latency" if "choice" in bert_style else "params",

@@ -59,7 +59,7 @@ from bench_baselines import (
 )
 from bench_floors import floor_baseline, majority_baseline
 from bench_report import ratio, write_report
-from bench_summary import control_mean, mean_std
+from bench_summary import control_figure, mean_std
 
 from orchestrator.config import (
     RunConfig,
@@ -382,9 +382,14 @@ def bench_task(
     ratios = {
         "retention": ratio(searched["metrics"].get(metric), teacher_score),
         "retention_seed_mean": ratio(seed_scores["mean"], teacher_score),
-        "retention_random": ratio(control_mean(random_result, metric), teacher_score),
-        "retention_bag_of_embeddings": ratio(control_mean(floor_result, metric), teacher_score),
-        "retention_bert_style": ratio(control_mean(bert_result, metric), teacher_score),
+        **{
+            f"retention_{name}": ratio(control_figure(record, metric)[0], teacher_score)
+            for name, record in (
+                ("random", random_result),
+                ("bag_of_embeddings", floor_result),
+                ("bert_style", bert_result),
+            )
+        },
         "size_vs_teacher": teacher_info["params"] / searched["params"],
         "size_vs_bert_base": bert_base_info["params"] / searched["params"],
     }
