@@ -1,5 +1,6 @@
 """The GLUE benchmark's report: bench.md (Markdown tables) and bench.json; on the command line,
-``--summary DIR`` writes DIR/summary.json from every DIR/<task>/bench.json (bench_summary.py).
+``--summary DIR`` writes DIR/summary.json from every DIR/<task>/bench.json (bench_summary.py);
+``--render DIR...`` writes each DIR/bench.md again from DIR/bench.json (after a report change).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 from bench_summary import CONTROLS, control_figure, mean_std, write_summary
 
 # The issue's targets (a benchmark reports against them; nothing fails when they are missed).
-RETENTION_TARGET = {"sst2": 0.97, "mrpc": 0.97}
+# Issue 10's targets. Retention = searched mean / teacher (for CoLA, of the MCC).
+RETENTION_TARGET = {"sst2": 0.97, "mrpc": 0.97, "rte": 0.90, "stsb": 0.90, "cola": 0.50}
 SIZE_TARGET = 20.0  # BERT-base params / searched student params
-SPEEDUP_TARGET = 50.0  # BERT-base latency / searched student latency, batch 1
+SPEEDUP_TARGET = 100.0  # BERT-base latency / searched student latency, batch 1
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -72,7 +74,8 @@ def markdown(report: dict[str, Any]) -> str:
         "Majority = always predicting the training set's most frequent class. Baselines are "
         "trained with the same KD loss for the same number of optimizer steps as the searched "
         "student (the first seed's), their architecture matched to the first seed's student; "
-        "with several seeds each is trained once per seed and given as mean ± std too. "
+        "a control given as mean ± std was trained once per search seed, a single figure is "
+        "one run with the first seed. "
         "Params, FLOPs and speedups are the searched student's; FLOPs per example at sequence "
         "length 128; speedups are latency ratios from one interleaved run (batch 1 and 32, "
         f"seq 128, {report['headline_threads']}); size ratios are exact parameter-count "
@@ -113,9 +116,10 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Targets",
         "",
-        "| task | retention ≥ 97% (SST-2, MRPC) | ≥ 20x smaller than BERT-base | "
-        "≥ 50x faster than BERT-base at batch 1 | searched beats random genotype | "
-        "searched beats bag of embeddings |",
+        "| task | retention ≥ 97% (SST-2, MRPC), 90% (RTE, STS-B), 50% (CoLA) | "
+        f"≥ {SIZE_TARGET:.0f}x smaller than BERT-base | "
+        f"≥ {SPEEDUP_TARGET:.0f}x faster than BERT-base at batch 1 | "
+        "searched beats random genotype | searched beats bag of embeddings |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in done:
@@ -135,7 +139,13 @@ def markdown(report: dict[str, Any]) -> str:
             + f" | {_ok(ratios['size_vs_bert_base'] >= SIZE_TARGET)} "
             f"({_f(ratios['size_vs_bert_base'], 1, 'x')}) | "
             f"{_ok(ratios['speedup_b1_vs_bert_base'] >= SPEEDUP_TARGET)} "
-            f"({_f(ratios['speedup_b1_vs_bert_base'], 1, 'x')}) | "
+            f"({_f(ratios['speedup_b1_vs_bert_base'], 1, 'x')}"
+            + (
+                f"; equal text {_f(ratios['speedup_b1_vs_bert_base_equal_text'], 1, 'x')}"
+                if "speedup_b1_vs_bert_base_equal_text" in ratios
+                else ""
+            )
+            + ") | "
             f"{_beats(searched_score, random_score)} | {_beats(searched_score, floor_score)} |"
         )
     lines += [
@@ -192,6 +202,7 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {r['task']} | {run['threads']} | {batch} | {cells} | "
                     f"{run['load_average_before']:.1f} |"
                 )
+    lines += equal_text_lines(done)
     lines += [
         "",
         "## Phase wall times (s)",
@@ -358,6 +369,36 @@ def _seed_spread(r: dict[str, Any]) -> dict[str, Any]:
     return mean_std([s["metrics"].get(metric) for s in records])
 
 
+def equal_text_lines(done: list[dict[str, Any]]) -> list[str]:
+    """Pair tasks: the searched student timed on the transformers' text (each sentence at half
+    the sequence length), in the same interleaved run as the table above."""
+    rows = []
+    for r in done:
+        for run in r["latency_meta"]["runs"]:
+            ms = r["latency_ms"][run["label"]]
+            if "searched_equal_text_b1" not in ms:
+                continue
+            for batch in (1, 32):
+                own = ms[f"searched_equal_text_b{batch}"]
+                rows.append(
+                    f"| {r['task']} | {run['threads']} | {batch} | {_f(own, 2)} | "
+                    f"{_f(ms[f'teacher_b{batch}'] / own, 1, 'x')} | "
+                    f"{_f(ms[f'bert_base_b{batch}'] / own, 1, 'x')} |"
+                )
+    if not rows:
+        return []
+    half = done[0]["latency_meta"]["seq_len"] // 2
+    return [
+        "",
+        f"Pair tasks on equal text: the searched student with each sentence at {half} tokens "
+        f"(2 x {half}), against the transformers' joint {2 * half} (same run, same models).",
+        "",
+        "| task | torch threads | batch | searched, equal text (ms) | vs teacher | vs BERT-base |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+        *rows,
+    ]
+
+
 def control_text(r: dict[str, Any], name: str) -> str:
     """A control's figure: mean ± std (n seeds) when it was trained with several seeds."""
     record, metric = r.get(name), r["metric"]
@@ -406,9 +447,15 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench_report.py", description=__doc__.split("\n")[0])
-    parser.add_argument(
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument(
+        "--render",
+        nargs="+",
+        metavar="DIR",
+        help="write DIR/bench.md from DIR/bench.json (bench.json is left as it is)",
+    )
+    action.add_argument(
         "--summary",
-        required=True,
         metavar="DIR",
         help="results folder: reads DIR/<task>/bench.json, writes one row per task",
     )
@@ -420,8 +467,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def render(folders) -> int:
+    for folder in folders:
+        source = folder / "bench.json"
+        if not source.is_file():
+            print(f"error: {folder} has no bench.json", file=sys.stderr)
+            return 2
+        report = json.loads(source.read_text(encoding="utf-8"))
+        staging = folder / ".bench.md.tmp"
+        staging.write_text(markdown(report), encoding="utf-8")
+        os.replace(staging, folder / "bench.md")
+        print(folder / "bench.md")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.render:
+        return render(Path(folder) for folder in args.render)
     results = Path(args.summary)
     if not results.is_dir():
         print(f"error: {results} is not a folder", file=sys.stderr)

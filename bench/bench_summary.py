@@ -108,6 +108,10 @@ def task_summary(entry: dict[str, Any], source: str | None = None) -> dict[str, 
         "params": _get(entry, "searched", "params"),
         "size_vs_bert_base": _get(entry, "ratios", "size_vs_bert_base"),
         "speedup_b1_vs_bert_base": _get(entry, "ratios", "speedup_b1_vs_bert_base"),
+        # Pair tasks: each student sentence at half the sequence length (None otherwise).
+        "speedup_b1_vs_bert_base_equal_text": _get(
+            entry, "ratios", "speedup_b1_vs_bert_base_equal_text"
+        ),
         "train_examples": _get(entry, "data", "train_examples"),
         "augmented_examples": _get(entry, "data", "augmented_examples"),
         "seeds": seeds,

@@ -331,12 +331,22 @@ def bench_task(
         "teacher": (teacher, "teacher"),
         "bert_base": (bert_base, "teacher"),
     }
+    # A pair student reads each sentence at seq_len (2 x 128 tokens against the transformers'
+    # joint 128): the second figure gives it the same text, each sentence at half the length.
+    seq_lens = {}
+    if prepared.task.is_pair:
+        models["searched_equal_text"] = (result.student, "student")
+        seq_lens["searched_equal_text"] = seq_len // 2
     latency, latency_runs = {}, []
     for used in dict.fromkeys(int(t) or DEFAULT_THREADS for t in options["latency_threads"]):
         torch.set_num_threads(used)
         load_before = os.getloadavg()[0]
         measured = compare_latency(
-            models, vocab_size=vocab, seq_len=seq_len, repeats=cfg.run.latency_repeats
+            models,
+            vocab_size=vocab,
+            seq_len=seq_len,
+            repeats=cfg.run.latency_repeats,
+            seq_lens=seq_lens,
         )
         label = f"threads={used}"
         latency[label] = {k[len("latency/") : -len("_ms")]: v for k, v in measured.items()}
@@ -393,14 +403,7 @@ def bench_task(
         "size_vs_teacher": teacher_info["params"] / searched["params"],
         "size_vs_bert_base": bert_base_info["params"] / searched["params"],
     }
-    speedups = {
-        label: {
-            f"speedup_b{batch}_vs_{other}": ms[f"{other}_b{batch}"] / ms[f"searched_b{batch}"]
-            for batch in (1, 32)
-            for other in ("teacher", "bert_base")
-        }
-        for label, ms in latency.items()
-    }
+    speedups = {label: speedup_ratios(ms) for label, ms in latency.items()}
     ratios |= speedups[latency_meta["headline"]]  # the first of bench.latency_threads
     ratios["speedups_by_threads"] = speedups
     return {
@@ -432,6 +435,21 @@ def bench_task(
         "phase_seconds": phases,
         "config": cfg.to_dict(),
     }
+
+
+def speedup_ratios(ms: dict[str, float]) -> dict[str, float]:
+    """Latency ratios of the teacher and BERT-base to the searched student, per batch size;
+    for a pair task also to the student timed on equal text (``searched_equal_text``)."""
+    ratios = {}
+    for student, suffix in (("searched", ""), ("searched_equal_text", "_equal_text")):
+        for batch in (1, 32):
+            if f"{student}_b{batch}" not in ms:
+                continue
+            for other in ("teacher", "bert_base"):
+                ratios[f"speedup_b{batch}_vs_{other}{suffix}"] = (
+                    ms[f"{other}_b{batch}"] / ms[f"{student}_b{batch}"]
+                )
+    return ratios
 
 
 def over_seeds(train, cfg: RunConfig, seeds: list[int], metric: str) -> dict[str, Any]:

@@ -45,21 +45,24 @@ def compare_latency(
     seq_len: int,
     batch_sizes: tuple[int, ...] = (1, 32),
     repeats: int = 5,
+    seq_lens: dict[str, int] | None = None,
 ) -> dict[str, float]:
     """Latency of several models side by side, interleaved per batch size.
 
     ``models`` maps a name to (model, kind) with kind "student" or "teacher" (HF-style kwargs).
-    Returns ``{"latency/<name>_b<B>_ms": ms}``.
+    ``seq_lens`` gives some of them another length than ``seq_len`` (for a pair student, the
+    length of each sentence). Returns ``{"latency/<name>_b<B>_ms": ms}``.
     """
     results = {}
     for batch_size in batch_sizes:
         for name, (model, kind) in models.items():
             model.eval()
+            length = (seq_lens or {}).get(name, seq_len)
             if kind == "student":
-                args = student_inputs(batch_size, seq_len, vocab_size)
+                args = student_inputs(batch_size, length, vocab_size)
                 forward = lambda m=model, a=args: m(*a)  # noqa: E731
             else:
-                kwargs = teacher_inputs(batch_size, seq_len, vocab_size)
+                kwargs = teacher_inputs(batch_size, length, vocab_size)
                 forward = lambda m=model, k=kwargs: m(**k)  # noqa: E731
             results[f"latency/{name}_b{batch_size}_ms"] = median_latency_ms(
                 forward, repeats=repeats

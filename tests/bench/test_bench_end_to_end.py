@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from bench_report import main as report_main
 from run_bench import main
 
 BUDGET = """
@@ -61,4 +62,24 @@ def test_two_seeds_train_every_control_per_seed(tmp_path, demo_data_dir, tiny_te
     picked = task["bert_style"]["choice"]
     assert picked["chosen"] in {"1x32", "2x32"}
     assert task["bert_style"]["architecture"]["num_hidden_layers"] == int(picked["chosen"][0])
-    assert "± " in (out / "bench.md").read_text()
+    # A pair task is timed twice: each sentence at seq 128, and on the transformers' text.
+    assert task["latency_meta"]["seq_len"] == 128
+    timed = task["latency_ms"]["threads=1"]
+    assert {"searched_b1", "searched_equal_text_b1", "bert_base_b1"} <= set(timed)
+    assert task["ratios"]["speedup_b1_vs_bert_base_equal_text"] == pytest.approx(
+        timed["bert_base_b1"] / timed["searched_equal_text_b1"]
+    )
+    markdown = (out / "bench.md").read_text()
+    assert "± " in markdown and "(2 x 64)" in markdown
+    # bench_report --render writes the same bench.md from bench.json and leaves bench.json be.
+    saved = (out / "bench.json").read_bytes()
+    (out / "bench.md").unlink()
+    assert report_main(["--render", str(out)]) == 0
+    assert (out / "bench.md").read_text() == markdown
+    assert (out / "bench.json").read_bytes() == saved
+
+
+def test_render_without_a_bench_json_exits_2(tmp_path, capsys):
+    assert report_main(["--render", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path} has no bench.json\n"
+    assert not (tmp_path / "bench.md").exists()

@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 
 import pytest
-from run_bench import build_parser, over_seeds, parse_seeds, read_settings, with_seed
+from run_bench import (
+    build_parser,
+    over_seeds,
+    parse_seeds,
+    read_settings,
+    speedup_ratios,
+    with_seed,
+)
 
 from orchestrator.config import RunConfig
 from orchestrator.errors import UserInputError
@@ -68,3 +75,19 @@ def test_a_control_is_trained_once_per_seed_and_reported_as_their_mean():
     assert read_settings(None, []).options["controls_per_seed"] is True
     with pytest.raises(UserInputError, match="controls_per_seed"):
         read_settings(None, ["bench.controls_per_seed=3"])
+
+
+def test_speedups_are_latency_ratios_and_equal_text_ones_only_when_timed():
+    ms = {"searched_b1": 2.0, "teacher_b1": 50.0, "bert_base_b1": 300.0}
+    ms |= {"searched_b32": 10.0, "teacher_b32": 1000.0, "bert_base_b32": 8000.0}
+    single = speedup_ratios(ms)
+    assert single == {
+        "speedup_b1_vs_teacher": 25.0,
+        "speedup_b1_vs_bert_base": 150.0,
+        "speedup_b32_vs_teacher": 100.0,
+        "speedup_b32_vs_bert_base": 800.0,
+    }
+    pair = speedup_ratios(ms | {"searched_equal_text_b1": 1.5, "searched_equal_text_b32": 4.0})
+    assert pair["speedup_b1_vs_bert_base_equal_text"] == 200.0
+    assert pair["speedup_b32_vs_teacher_equal_text"] == 250.0
+    assert {k: v for k, v in pair.items() if "equal" not in k} == single

@@ -1,0 +1,30 @@
+"""compare_latency: every model timed on its own input length."""
+
+from __future__ import annotations
+
+import torch
+
+from orchestrator.method.latency import compare_latency
+
+
+class Recorder(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: set[tuple[int, ...]] = set()
+
+    def forward(self, *args, **kwargs):
+        first = args[0] if args else kwargs["input_ids"]
+        self.shapes.add(tuple(first.shape))
+        return first
+
+
+def test_a_model_in_seq_lens_gets_its_own_length_and_the_others_seq_len():
+    student, half, teacher = Recorder(), Recorder(), Recorder()
+    models = {"full": (student, "student"), "half": (half, "student"), "t": (teacher, "teacher")}
+    timed = compare_latency(
+        models, vocab_size=50, seq_len=8, batch_sizes=(1, 3), repeats=1, seq_lens={"half": 4}
+    )
+    assert student.shapes == {(1, 8), (3, 8)}
+    assert half.shapes == {(1, 4), (3, 4)}
+    assert teacher.shapes == {(1, 8), (3, 8)}
+    assert set(timed) == {f"latency/{n}_b{b}_ms" for n in models for b in (1, 3)}
