@@ -66,6 +66,11 @@ def _run_command(args: argparse.Namespace) -> int:
         f"teacher {teacher if teacher is not None else float('nan'):.4f}; "
         f"params {int(result.metrics['student/params']):,}; "
         f"speedup b1 {result.metrics.get('speedup/b1', float('nan')):.1f}x"
+        + (
+            f" ({result.metrics['speedup/b1_equal_text']:.1f}x on equal text)"
+            if "speedup/b1_equal_text" in result.metrics
+            else ""
+        )
     )
     if result.degenerate:
         print(

@@ -575,8 +575,17 @@ def measure_latency(
     cfg: RunConfig, prepared: PreparedTask, student: DerivedStudent, *, with_teacher: bool
 ) -> dict[str, float]:
     """CPU latency at batch 1 and 32 (``run.latency_seq_length`` tokens), interleaved in this
-    process; with the teacher also the speedups, so ratios come from one side-by-side run."""
+    process; with the teacher also the speedups, so ratios come from one side-by-side run.
+
+    A pair student reads each sentence at that length, twice the teacher's joint text; for a
+    pair task it is also timed on equal text (``student_equal_text``: each sentence at half the
+    length), with its own speedups (``speedup/b<B>_equal_text``)."""
+    seq_len = cfg.run.latency_seq_length
     models = {"student": (student, "student")}
+    seq_lens = {}
+    if prepared.task.is_pair:
+        models["student_equal_text"] = (student, "student")
+        seq_lens["student_equal_text"] = seq_len // 2
     if with_teacher:
         with teacher_folder(prepared) as folder:
             teacher = load_teacher(str(folder), task=prepared.task, fine_tuned=True)
@@ -584,13 +593,16 @@ def measure_latency(
     latency = compare_latency(
         models,
         vocab_size=min(prepared.vocab_size, student.config.vocab_size),
-        seq_len=cfg.run.latency_seq_length,
+        seq_len=seq_len,
         repeats=cfg.run.latency_repeats,
+        seq_lens=seq_lens,
     )
     if with_teacher:
         for batch_size in (1, 32):
-            latency[f"speedup/b{batch_size}"] = (
-                latency[f"latency/teacher_b{batch_size}_ms"]
-                / latency[f"latency/student_b{batch_size}_ms"]
-            )
+            teacher_ms = latency[f"latency/teacher_b{batch_size}_ms"]
+            for name, suffix in (("student", ""), ("student_equal_text", "_equal_text")):
+                if name in models:
+                    latency[f"speedup/b{batch_size}{suffix}"] = (
+                        teacher_ms / latency[f"latency/{name}_b{batch_size}_ms"]
+                    )
     return latency

@@ -133,6 +133,9 @@ class TaskSummary:
         if latency is not None:
             speedup = best.final_latency.get("speedup/b1")
             faster = f", {speedup:.1f}x the teacher's speed" if speedup else ""
+            equal = best.final_latency.get("speedup/b1_equal_text")
+            if speedup and equal:
+                faster += f" ({equal:.1f}x on equal text: each sentence at half the length)"
             parts.append(f"latency at batch 1 {latency:.2f} ms{faster}")
         parts.append(f"trial {best.label} of the sweep")
         hparams = ", ".join(f"{k}={v}" for k, v in sorted(best.hparams.items()))

@@ -35,18 +35,23 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _times(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.1f}x"
+
+
 def summary_table(summaries: list[TaskSummary]) -> str:
     lines = [
         "| task | metric | teacher | champion | retention | params | size vs teacher | "
-        "latency b1 (ms) | speedup b1 | speedup b32 | trials (done/pruned/failed) | genotype |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "latency b1 (ms) | speedup b1 | speedup b32 | speedup b1, equal text | "
+        "trials (done/pruned/failed) | genotype |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for s in summaries:
         best, teacher = s.best, s.teacher_score
         counts = "/".join(str(n) for n in s.counts().values())
         if best is None:
             lines.append(f"| {s.task} | {s.metric_name} | {_fmt(teacher, '.4f')} | - | - | - | "
-                         f"- | - | - | - | {counts} | - |")  # fmt: skip
+                         f"- | - | - | - | - | {counts} | - |")  # fmt: skip
             continue
         latency = best.final_latency
         retention = best.metric / teacher if teacher else None
@@ -55,8 +60,10 @@ def summary_table(summaries: list[TaskSummary]) -> str:
             f"{_fmt(retention, '.3f')} | {best.params / 1e6:.2f}M | "
             f"{s.teacher_params / best.params:.1f}x | "
             f"{_fmt(latency.get('latency/student_b1_ms'), '.2f')} | "
-            f"{_fmt(latency.get('speedup/b1'), '.1f')}x | "
-            f"{_fmt(latency.get('speedup/b32'), '.1f')}x | {counts} | `{best.genotype_hash}` |"
+            f"{_times(latency.get('speedup/b1'))} | {_times(latency.get('speedup/b32'))} | "
+            # Pair tasks: the student on as much text as the teacher (each sentence at half).
+            f"{_times(latency.get('speedup/b1_equal_text'))} | "
+            f"{counts} | `{best.genotype_hash}` |"
         )
     return "\n".join(lines)
 

@@ -77,6 +77,13 @@ def test_run_writes_complete_folder_and_student_round_trips(
         "speedup/b32",
     ):
         assert key in metrics, key
+    # A pair student is timed on equal text too: each sentence at half the teacher's length.
+    equal_text = {"latency/student_equal_text_b1_ms", "speedup/b1_equal_text"}
+    assert (equal_text <= set(metrics)) == (task == "mrpc")
+    if task == "mrpc":
+        assert metrics["speedup/b1_equal_text"] == pytest.approx(
+            metrics["latency/teacher_b1_ms"] / metrics["latency/student_equal_text_b1_ms"]
+        )
     assert {"data", "teacher", "search", "retrain", "latency"} <= set(record["phase_seconds"])
     config = json.loads((folder / "config.json").read_text())
     assert config["search"]["epochs"] == 2 and config["task"]["name"] == task

@@ -291,6 +291,27 @@ def test_task_summary_best_counts_tables_and_round_trip():
     assert table.count("| sst2 |") == 6 and "| sst2 | t02 (champion) (front) | complete |" in table
     assert "| sst2 | t04 | error | - |" in table
     assert "| 0.8500 | 0.944 | 3.00M | 7.3x |" in summary_table([summary])
+    assert "| 7.3x | - | - | - | - | 4/1/1 |" in summary_table([summary])  # no latency, no pair
+
+
+def test_a_pair_champion_shows_its_equal_text_speedup_beside_the_other():
+    from orchestrator.sweep.records import TaskSummary
+    from orchestrator.sweep.report import summary_table
+
+    best = _row(0, "complete", 0.85, 3e6)
+    best.final_latency = {
+        "latency/student_b1_ms": 2.0, "speedup/b1": 12.0, "speedup/b32": 6.0,
+        "speedup/b1_equal_text": 20.5,
+    }  # fmt: skip
+    summary = TaskSummary(
+        task="mrpc", metric_name="dev/f1", teacher_metric="teacher/f1",
+        teacher_metrics={"teacher/f1": 0.9}, teacher_params=22_000_000,
+        data_fingerprint="f", trials=[best], pareto=[0],
+    )  # fmt: skip
+    assert "| 2.00 | 12.0x | 6.0x | 20.5x | 1/0/0 |" in summary_table([summary])
+    description = summary.model_description()
+    assert "12.0x the teacher's speed (20.5x on equal text" in description
+    assert summary.best_metrics()["best/speedup/b1_equal_text"] == 20.5
 
 
 def test_asha_stops_a_one_class_trial_that_outscores_a_learning_one():
