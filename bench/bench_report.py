@@ -180,7 +180,7 @@ def markdown(report: dict[str, Any]) -> str:
         "## Latency (ms)",
         "",
         "Median of `run.latency_repeats` forward passes after 2 warm-up passes, CPU, "
-        "full-length random inputs at sequence 128, all six models interleaved per batch size "
+        "full-length random inputs at sequence 128, every model interleaved per batch size "
         "in one process (the machine is shared: compare within a row, not across runs). "
         "The CNN students embed the two sentences separately (2 x 128 tokens); the "
         "transformers read one joint 128-token sequence.",

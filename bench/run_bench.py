@@ -318,7 +318,7 @@ def bench_task(
     phases["baseline_bert"] = time.perf_counter() - clock
     bert_student = bert_result.pop("model")
 
-    print(f"== {task}: latency, six models interleaved", file=sys.stderr, flush=True)
+    print(f"== {task}: latency, every model interleaved", file=sys.stderr, flush=True)
     clock = time.perf_counter()
     teacher = load_teacher(prepared.teacher_dir, task=prepared.task, fine_tuned=True)
     bert_base = bert_base_architecture(prepared.task.num_labels)
