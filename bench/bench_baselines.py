@@ -330,6 +330,7 @@ def pick_bert_shape(cfg, prepared, result: TrialResult, config, options) -> tupl
         num_labels=config.num_labels,
         seq_len=cfg.run.latency_seq_length,
         repeats=cfg.run.latency_repeats,
+        pair=prepared.task.is_pair,
     )
 
 

@@ -84,6 +84,7 @@ def latency_matched_shape(
     num_labels: int,
     seq_len: int,
     repeats: int,
+    pair: bool,
 ) -> tuple[BertShape, dict[str, Any]]:
     """Times ``student`` and one randomly initialised BERT per shape at batch 1, one thread,
     ``seq_len`` random token ids below ``input_vocab`` (the inputs ``compare_latency`` uses);
@@ -104,7 +105,7 @@ def latency_matched_shape(
 
     with torch_threads(1):
         student.eval()
-        args = student_inputs(1, seq_len, input_vocab)
+        args = student_inputs(1, seq_len, input_vocab, pair=pair)
         target = median_latency_ms(lambda: student(*args), repeats=repeats)
         chosen, timings = pick_by_latency(target, shapes, time_shape)
     record = {

@@ -75,6 +75,7 @@ from orchestrator.method.pipeline import (
     TrialResult,
     prepare_task,
     run_one_task,
+    student_kind,
 )
 from orchestrator.method.run_folder import write_run_folder
 from orchestrator.progress import EpochCallback, console_reporter
@@ -323,10 +324,11 @@ def bench_task(
     teacher = load_teacher(prepared.teacher_dir, task=prepared.task, fine_tuned=True)
     bert_base = bert_base_architecture(prepared.task.num_labels)
     vocab = min(prepared.vocab_size, config.vocab_size)
+    kind = student_kind(prepared.task)
     models = {
-        "searched": (result.student, "student"),
-        "random": (random_student, "student"),
-        "bag_of_embeddings": (floor_student, "student"),
+        "searched": (result.student, kind),
+        "random": (random_student, kind),
+        "bag_of_embeddings": (floor_student, kind),
         "bert_style": (bert_student, "teacher"),
         "teacher": (teacher, "teacher"),
         "bert_base": (bert_base, "teacher"),
@@ -335,7 +337,7 @@ def bench_task(
     # joint 128): the second figure gives it the same text, each sentence at half the length.
     seq_lens = {}
     if prepared.task.is_pair:
-        models["searched_equal_text"] = (result.student, "student")
+        models["searched_equal_text"] = (result.student, kind)
         seq_lens["searched_equal_text"] = seq_len // 2
     latency, latency_runs = {}, []
     for used in dict.fromkeys(int(t) or DEFAULT_THREADS for t in options["latency_threads"]):

@@ -21,12 +21,17 @@ def median_latency_ms(forward: Callable[[], object], *, repeats: int, warmup: in
     return statistics.median(timings)
 
 
-def student_inputs(batch_size: int, seq_len: int, vocab_size: int, *, seed: int = 0):
-    """Full-length random inputs: latency is measured at seq_len with no padding to trim."""
+def student_inputs(batch_size: int, seq_len: int, vocab_size: int, *, pair: bool, seed: int = 0):
+    """Full-length random inputs: latency is measured at seq_len with no padding to trim. A
+    single sentence is passed as the same tensors twice, as inference passes it (the student
+    encodes it once); a pair as two sentences of ``seq_len``."""
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(1, vocab_size, (batch_size, seq_len), generator=generator)
     mask = torch.ones(batch_size, seq_len, dtype=torch.long)
-    return ids, mask, ids.clone(), mask.clone()
+    if not pair:
+        return ids, mask, ids, mask
+    other = torch.randint(1, vocab_size, (batch_size, seq_len), generator=generator)
+    return ids, mask, other, mask.clone()
 
 
 def teacher_inputs(batch_size: int, seq_len: int, vocab_size: int, *, seed: int = 0):
@@ -49,7 +54,8 @@ def compare_latency(
 ) -> dict[str, float]:
     """Latency of several models side by side, interleaved per batch size.
 
-    ``models`` maps a name to (model, kind) with kind "student" or "teacher" (HF-style kwargs).
+    ``models`` maps a name to (model, kind): kind "student" (one sentence), "pair_student"
+    (two sentences) or "teacher" (HF-style kwargs).
     ``seq_lens`` gives some of them another length than ``seq_len`` (for a pair student, the
     length of each sentence). Returns ``{"latency/<name>_b<B>_ms": ms}``.
     """
@@ -58,8 +64,8 @@ def compare_latency(
         for name, (model, kind) in models.items():
             model.eval()
             length = (seq_lens or {}).get(name, seq_len)
-            if kind == "student":
-                args = student_inputs(batch_size, length, vocab_size)
+            if kind in ("student", "pair_student"):
+                args = student_inputs(batch_size, length, vocab_size, pair=kind == "pair_student")
                 forward = lambda m=model, a=args: m(*a)  # noqa: E731
             else:
                 kwargs = teacher_inputs(batch_size, length, vocab_size)

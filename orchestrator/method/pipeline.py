@@ -571,6 +571,11 @@ def run_one_task(
     return result
 
 
+def student_kind(task) -> str:
+    """``compare_latency``'s kind for a student of ``task``: one sentence or two."""
+    return "pair_student" if task.is_pair else "student"
+
+
 def measure_latency(
     cfg: RunConfig, prepared: PreparedTask, student: DerivedStudent, *, with_teacher: bool
 ) -> dict[str, float]:
@@ -581,10 +586,11 @@ def measure_latency(
     pair task it is also timed on equal text (``student_equal_text``: each sentence at half the
     length), with its own speedups (``speedup/b<B>_equal_text``)."""
     seq_len = cfg.run.latency_seq_length
-    models = {"student": (student, "student")}
+    kind = student_kind(prepared.task)
+    models = {"student": (student, kind)}
     seq_lens = {}
     if prepared.task.is_pair:
-        models["student_equal_text"] = (student, "student")
+        models["student_equal_text"] = (student, kind)
         seq_lens["student_equal_text"] = seq_len // 2
     if with_teacher:
         with teacher_folder(prepared) as folder:

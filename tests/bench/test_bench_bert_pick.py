@@ -68,6 +68,7 @@ def test_latency_matched_shape_times_student_then_each_candidate(monkeypatch):
         num_labels=2,
         seq_len=16,
         repeats=3,
+        pair=False,
     )
     assert chosen == BertShape(2, 8, 2)
     assert record["target_ms"] == 3.0 and record["chosen"] == "2x8"

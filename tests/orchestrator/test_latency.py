@@ -11,16 +11,21 @@ class Recorder(torch.nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.shapes: set[tuple[int, ...]] = set()
+        self.one_sentence: set[bool] = set()
 
     def forward(self, *args, **kwargs):
         first = args[0] if args else kwargs["input_ids"]
         self.shapes.add(tuple(first.shape))
+        if args:
+            self.one_sentence.add(args[2] is args[0] and args[3] is args[1])
         return first
 
 
 def test_a_model_in_seq_lens_gets_its_own_length_and_the_others_seq_len():
     student, half, teacher = Recorder(), Recorder(), Recorder()
-    models = {"full": (student, "student"), "half": (half, "student"), "t": (teacher, "teacher")}
+    models = {
+        "full": (student, "student"), "half": (half, "pair_student"), "t": (teacher, "teacher"),
+    }  # fmt: skip
     timed = compare_latency(
         models, vocab_size=50, seq_len=8, batch_sizes=(1, 3), repeats=1, seq_lens={"half": 4}
     )
@@ -28,3 +33,11 @@ def test_a_model_in_seq_lens_gets_its_own_length_and_the_others_seq_len():
     assert half.shapes == {(1, 4), (3, 4)}
     assert teacher.shapes == {(1, 8), (3, 8)}
     assert set(timed) == {f"latency/{n}_b{b}_ms" for n in models for b in (1, 3)}
+
+
+def test_a_single_sentence_student_gets_one_sentence_and_a_pair_student_two():
+    single, pair = Recorder(), Recorder()
+    models = {"single": (single, "student"), "pair": (pair, "pair_student")}
+    compare_latency(models, vocab_size=50, seq_len=8, batch_sizes=(2,), repeats=1)
+    assert single.one_sentence == {True}  # as inference passes it: encoded once
+    assert pair.one_sentence == {False}

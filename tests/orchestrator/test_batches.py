@@ -1,0 +1,60 @@
+"""Batches: a single-sentence batch hands the student one sentence, a pair batch two."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from orchestrator.tasks.batches import collate, trim_padding
+from searchspace import DerivedStudent, Genotype, SupernetConfig
+
+EDGES = [
+    (2, 0, "std_conv_3"), (2, 1, "identity"), (3, 0, "avg_pool_3"),
+    (3, 2, "dil_conv_3"), (4, 2, "max_pool_3"), (4, 3, "std_conv_5"),
+]  # fmt: skip
+GENOTYPE = {
+    "format": 1,
+    "num_cells": 2,
+    "nodes_per_cell": 3,
+    "edges": [{"target": t, "source": s, "op": op} for t, s, op in EDGES],
+}
+
+
+def _row(ids_a: list[int], ids_b: list[int], label: int = 0):
+    mask = lambda ids: torch.tensor([int(i != 0) for i in ids])  # noqa: E731
+    return (
+        torch.tensor(ids_a), mask(ids_a), torch.tensor(ids_b), mask(ids_b), torch.tensor(label),
+        torch.zeros(3, 2), torch.zeros(2),
+    )  # fmt: skip
+
+
+def test_a_single_sentence_batch_passes_one_sentence_through_trimming():
+    first, second = [2, 7, 8, 3, 0, 0], [2, 9, 3, 0, 0, 0]
+    rows = [_row(first, list(first)), _row(second, list(second))]
+    batch = trim_padding(collate(rows))
+    ids_a, mask_a, ids_b, mask_b = batch.student_inputs()
+    assert ids_b is ids_a and mask_b is mask_a
+    assert ids_a.shape == (2, 4)
+
+
+def test_a_pair_batch_keeps_two_sentences():
+    rows = [_row([2, 7, 3, 0], [2, 8, 8, 3]), _row([2, 9, 3, 0], [2, 9, 3, 0])]
+    ids_a, mask_a, ids_b, mask_b = trim_padding(collate(rows)).student_inputs()
+    assert ids_b is not ids_a
+    assert ids_b.tolist() == [[2, 8, 8, 3], [2, 9, 3, 0]]
+
+
+def test_one_encoding_of_a_single_sentence_gives_the_two_encodings_outputs():
+    """Sharing changes the work, not the function: in eval mode a siamese student gives the
+    same logits for (a, copy of a) and (a, a)."""
+    torch.manual_seed(0)
+    config = SupernetConfig(vocab_size=30, hidden_size=16, max_cells=2, pair_encoding="siamese")
+    student = DerivedStudent(config, Genotype.from_json(json.dumps(GENOTYPE))).eval()
+    ids = torch.randint(1, 30, (3, 7))
+    mask = torch.ones_like(ids)
+    mask[0, 5:] = 0
+    with torch.inference_mode():
+        twice = student(ids, mask, ids.clone(), mask.clone())
+        once = student(ids, mask, ids, mask)
+    torch.testing.assert_close(once, twice)
