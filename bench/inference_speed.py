@@ -3,12 +3,16 @@ and the per-edge training code it replaced) and onnxruntime, against the BERT-ba
 (random weights) in the same two runtimes.
 
     .venv/bin/python bench/inference_speed.py                      # the bench's SST-2 genotype
+    .venv/bin/python bench/inference_speed.py --task mrpc          # a pair task's genotype
     .venv/bin/python bench/inference_speed.py --package runs/sst2-...   # a real student
 
-Without --package the student is the SST-2 genotype of ``bench/results/sst2/bench.json`` with
-random weights (latency does not depend on the weights). Inputs: full-length random token ids
-(seq 128 by default, no padding), batch 1 and 32, one thread for every runtime by default. The
-models are timed interleaved, round after round, and the median per model is reported.
+Without --package the student is the first seed's genotype of
+``bench/results/<task>/bench.json`` with random weights (latency does not depend on the
+weights). Inputs: full-length random token ids (seq 128 by default, no padding), batch 1 and
+32, one thread for every runtime by default. A pair task's student reads two sentences of seq
+tokens each (as the bench times it), and again on equal text: two of seq / 2, as much text as
+BERT-base's joint seq. The models are timed interleaved, round after round, and the median per
+model is reported.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from orchestrator.student.onnx_export import SingleSentence, export_graph, session  # noqa: E402
+from orchestrator.tasks.registry import get_task  # noqa: E402
 from searchspace import DerivedStudent, Genotype, SupernetConfig  # noqa: E402
 from searchspace.package import load_student  # noqa: E402
 
@@ -50,16 +55,42 @@ class PerEdge(torch.nn.Module):
             self.student.eval()
 
 
-def bench_student(package: str | None) -> tuple[DerivedStudent, str]:
+def bench_student(package: str | None, task: str) -> tuple[DerivedStudent, str]:
     if package:
         return load_student(package), f"student package {package}"
-    record = json.loads((REPO / "bench/results/sst2/bench.json").read_text())["tasks"][0]
+    record = json.loads((REPO / f"bench/results/{task}/bench.json").read_text())["tasks"][0]
     genotype = Genotype.from_json(json.dumps(record["searched"]["genotype"]))
+    settings = record["config"]["supernet"]
     torch.manual_seed(0)
-    student = DerivedStudent(
-        SupernetConfig(vocab_size=30522, hidden_size=128, pair_encoding="joint"), genotype
-    ).eval()
-    return student, f"bench SST-2 genotype {genotype.hash} (random weights)"
+    config = SupernetConfig(
+        vocab_size=settings["vocab_size"],
+        hidden_size=settings["hidden_size"],
+        max_cells=settings["max_cells"],
+        pair_encoding=settings.get("pair_encoding", "joint"),
+    )
+    student = DerivedStudent(config, genotype).eval()
+    return student, f"bench {task} genotype {genotype.hash} (random weights)"
+
+
+EQUAL_TEXT = "student eager, equal text"
+
+
+def pair_calls(student, per_edge, student_onnx, batch: int, seq: int, vocab: int) -> dict:
+    """A pair student's calls: two sentences of ``seq`` tokens each (eager, per-edge code,
+    onnxruntime) and, eager, two of ``seq // 2`` (as much text as a joint ``seq``)."""
+    a, b = torch.randint(1, vocab, (batch, seq)), torch.randint(1, vocab, (batch, seq))
+    mask = torch.ones_like(a)
+    half_a, half_b, half_mask = a[:, : seq // 2], b[:, : seq // 2], mask[:, : seq // 2]
+    feeds = {
+        "input_ids_a": a.numpy(), "attention_mask_a": mask.numpy(),
+        "input_ids_b": b.numpy(), "attention_mask_b": mask.numpy(),
+    }  # fmt: skip
+    return {
+        "student eager": lambda: student(a, mask, b, mask),
+        "student eager, per-edge code": lambda: per_edge(a, mask, b, mask),
+        "student onnxruntime": lambda: student_onnx(feeds),
+        EQUAL_TEXT: lambda: student(half_a, half_mask, half_b, half_mask),
+    }
 
 
 def onnx_runner(model: torch.nn.Module, inputs: tuple, names: list[str], folder: Path, threads):
@@ -72,6 +103,10 @@ def onnx_runner(model: torch.nn.Module, inputs: tuple, names: list[str], folder:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--package", help="a student package or run folder")
+    parser.add_argument("--task", default="sst2", help="bench/results/<task>: its genotype")
+    parser.add_argument(
+        "--pair", action="store_true", help="time a --package student on sentence pairs"
+    )
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=30)
@@ -80,7 +115,8 @@ def main() -> int:
     parser.add_argument("--out", help="write the figures as JSON here too")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    student, described = bench_student(args.package)
+    student, described = bench_student(args.package, args.task)
+    pair = args.pair or (not args.package and get_task(args.task).is_pair)
     single = SingleSentence(student).eval()
     vocab = student.config.vocab_size
     models: dict[str, dict[int, object]] = {}
@@ -94,9 +130,15 @@ def main() -> int:
             bert = BertForSequenceClassification(BertConfig(num_labels=2)).eval()
         example = torch.randint(1, vocab, (2, 16))
         example_mask = torch.ones_like(example)
-        student_onnx = onnx_runner(
-            single, (example, example_mask), ["input_ids", "attention_mask"], folder, args.threads
-        )
+        if pair:
+            names = ["input_ids_a", "attention_mask_a", "input_ids_b", "attention_mask_b"]
+            sample = (example, example_mask, example.flip(0), example_mask)
+            student_onnx = onnx_runner(student, sample, names, folder, args.threads)
+        else:
+            student_onnx = onnx_runner(
+                single, (example, example_mask), ["input_ids", "attention_mask"], folder,
+                args.threads,
+            )  # fmt: skip
         bert_onnx = None
         if bert is not None:
             bert_onnx = onnx_runner(
@@ -108,11 +150,14 @@ def main() -> int:
             ids = torch.randint(1, vocab, (batch, args.seq))
             mask = torch.ones_like(ids)
             feeds = {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
-            calls = {
-                "student eager": lambda i=ids, m=mask: student(i, m, i, m),
-                "student eager, per-edge code": lambda i=ids, m=mask: per_edge(i, m, i, m),
-                "student onnxruntime": lambda f=feeds: student_onnx(f),
-            }
+            if pair:
+                calls = pair_calls(student, per_edge, student_onnx, batch, args.seq, vocab)
+            else:
+                calls = {
+                    "student eager": lambda i=ids, m=mask: student(i, m, i, m),
+                    "student eager, per-edge code": lambda i=ids, m=mask: per_edge(i, m, i, m),
+                    "student onnxruntime": lambda f=feeds: student_onnx(f),
+                }
             if bert is not None and bert_onnx is not None:
                 calls["BERT-base eager"] = lambda i=ids, m=mask: bert(input_ids=i, attention_mask=m)
                 calls["BERT-base onnxruntime"] = lambda f=feeds: bert_onnx(f)
@@ -132,7 +177,8 @@ def main() -> int:
                         timings[name].append((time.perf_counter() - start) * 1000 / repeats)
             for name, values in timings.items():
                 models.setdefault(name, {})[batch] = statistics.median(values)
-    print(f"{described}; seq {args.seq}; {args.threads} thread(s); median of interleaved rounds")
+    shape = f"2 x {args.seq} tokens per pair" if pair else f"seq {args.seq}"
+    print(f"{described}; {shape}; {args.threads} thread(s); median of interleaved rounds")
     header = (
         "| model | " + " | ".join(f"b{b} ms | b{b} predictions/s" for b in args.batch_sizes) + " |"
     )
@@ -155,6 +201,10 @@ def main() -> int:
             ratios[f"b{batch} BERT-base / student, onnxruntime"] = (
                 models["BERT-base onnxruntime"][batch] / onnx
             )
+            if EQUAL_TEXT in models:
+                ratios[f"b{batch} BERT-base / student, eager, equal text"] = (
+                    models["BERT-base eager"][batch] / models[EQUAL_TEXT][batch]
+                )
     for name, value in ratios.items():
         print(f"{name}: {value:.1f}x")
     if args.out:
