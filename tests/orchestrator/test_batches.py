@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from orchestrator.tasks.batches import collate, trim_padding
@@ -45,11 +46,12 @@ def test_a_pair_batch_keeps_two_sentences():
     assert ids_b.tolist() == [[2, 8, 8, 3], [2, 9, 3, 0]]
 
 
-def test_one_encoding_of_a_single_sentence_gives_the_two_encodings_outputs():
-    """Sharing changes the work, not the function: in eval mode a siamese student gives the
-    same logits for (a, copy of a) and (a, a)."""
+@pytest.mark.parametrize("encoding", ["joint", "siamese"])
+def test_one_encoding_of_a_single_sentence_gives_the_two_encodings_outputs(encoding):
+    """Sharing changes the work, not the function: in eval mode a student gives the same
+    logits for (a, copy of a) and (a, a). Single-sentence tasks run joint-encoded."""
     torch.manual_seed(0)
-    config = SupernetConfig(vocab_size=30, hidden_size=16, max_cells=2, pair_encoding="siamese")
+    config = SupernetConfig(vocab_size=30, hidden_size=16, max_cells=2, pair_encoding=encoding)
     student = DerivedStudent(config, Genotype.from_json(json.dumps(GENOTYPE))).eval()
     ids = torch.randint(1, 30, (3, 7))
     mask = torch.ones_like(ids)
