@@ -30,6 +30,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from orchestrator.method.latency import student_inputs  # noqa: E402
 from orchestrator.student.onnx_export import SingleSentence, export_graph, session  # noqa: E402
 from orchestrator.tasks.registry import get_task  # noqa: E402
 from searchspace import DerivedStudent, Genotype, SupernetConfig  # noqa: E402
@@ -78,8 +79,7 @@ EQUAL_TEXT = "student eager, equal text"
 def pair_calls(student, per_edge, student_onnx, batch: int, seq: int, vocab: int) -> dict:
     """A pair student's calls: two sentences of ``seq`` tokens each (eager, per-edge code,
     onnxruntime) and, eager, two of ``seq // 2`` (as much text as a joint ``seq``)."""
-    a, b = torch.randint(1, vocab, (batch, seq)), torch.randint(1, vocab, (batch, seq))
-    mask = torch.ones_like(a)
+    a, mask, b, _ = student_inputs(batch, seq, vocab, pair=True)
     half_a, half_b, half_mask = a[:, : seq // 2], b[:, : seq // 2], mask[:, : seq // 2]
     feeds = {
         "input_ids_a": a.numpy(), "attention_mask_a": mask.numpy(),

@@ -69,7 +69,7 @@ from orchestrator.config import (
     read_toml,
 )
 from orchestrator.errors import UserInputError
-from orchestrator.method.latency import compare_latency
+from orchestrator.method.latency import add_equal_text, compare_latency
 from orchestrator.method.pipeline import (
     PreparedTask,
     TrialResult,
@@ -335,10 +335,7 @@ def bench_task(
     }
     # A pair student reads each sentence at seq_len (2 x 128 tokens against the transformers'
     # joint 128): the second figure gives it the same text, each sentence at half the length.
-    seq_lens = {}
-    if prepared.task.is_pair:
-        models["searched_equal_text"] = (result.student, kind)
-        seq_lens["searched_equal_text"] = seq_len // 2
+    seq_lens = add_equal_text(models, "searched", seq_len) if prepared.task.is_pair else {}
     latency, latency_runs = {}, []
     for used in dict.fromkeys(int(t) or DEFAULT_THREADS for t in options["latency_threads"]):
         torch.set_num_threads(used)

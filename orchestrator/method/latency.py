@@ -43,6 +43,14 @@ def teacher_inputs(batch_size: int, seq_len: int, vocab_size: int, *, seed: int 
     }
 
 
+def add_equal_text(models: dict[str, tuple[torch.nn.Module, str]], name: str, seq_len: int):
+    """Times pair student ``name`` a second time as ``<name>_equal_text``, each sentence at
+    ``seq_len // 2``: as much text as a transformer's joint ``seq_len``. Returns the
+    ``seq_lens`` argument of ``compare_latency`` for it."""
+    models[f"{name}_equal_text"] = models[name]
+    return {f"{name}_equal_text": seq_len // 2}
+
+
 def compare_latency(
     models: dict[str, tuple[torch.nn.Module, str]],
     *,

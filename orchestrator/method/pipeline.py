@@ -25,7 +25,7 @@ from losses.objective import AdaBertObjective
 from orchestrator import storage
 from orchestrator.config import RunConfig, TaskSection
 from orchestrator.errors import UserInputError
-from orchestrator.method.latency import compare_latency
+from orchestrator.method.latency import add_equal_text, compare_latency
 from orchestrator.method.retrain import RetrainPhase
 from orchestrator.method.search import SearchPhase
 from orchestrator.progress import EpochCallback, EpochReport
@@ -588,10 +588,7 @@ def measure_latency(
     seq_len = cfg.run.latency_seq_length
     kind = student_kind(prepared.task)
     models = {"student": (student, kind)}
-    seq_lens = {}
-    if prepared.task.is_pair:
-        models["student_equal_text"] = (student, kind)
-        seq_lens["student_equal_text"] = seq_len // 2
+    seq_lens = add_equal_text(models, "student", seq_len) if prepared.task.is_pair else {}
     if with_teacher:
         with teacher_folder(prepared) as folder:
             teacher = load_teacher(str(folder), task=prepared.task, fine_tuned=True)
