@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 import pytest
+from bench_report import equal_text_lines
 from run_bench import (
     build_parser,
     over_seeds,
@@ -91,3 +92,32 @@ def test_speedups_are_latency_ratios_and_equal_text_ones_only_when_timed():
     assert pair["speedup_b1_vs_bert_base_equal_text"] == 200.0
     assert pair["speedup_b32_vs_teacher_equal_text"] == 250.0
     assert {k: v for k, v in pair.items() if "equal" not in k} == single
+
+
+def _pair_record(task: str, seq_len: int, stored: float) -> dict:
+    ms = {"searched_equal_text_b1": 2.0, "searched_equal_text_b32": 20.0}
+    ms |= {"teacher_b1": 50.0, "bert_base_b1": 300.0, "teacher_b32": 500.0, "bert_base_b32": 3e3}
+    ratios = {
+        f"speedup_b{b}_vs_{o}_equal_text": stored for b in (1, 32) for o in ("teacher", "bert_base")
+    }
+    return {
+        "task": task,
+        "latency_meta": {"seq_len": seq_len, "runs": [{"label": "threads=1", "threads": 1}]},
+        "latency_ms": {"threads=1": ms},
+        "ratios": {"speedups_by_threads": {"threads=1": ratios}},
+    }
+
+
+def test_equal_text_table_shows_the_stored_ratios_and_each_tasks_length():
+    lines = equal_text_lines([_pair_record("mrpc", 128, 123.4), _pair_record("rte", 256, 7.0)])
+    rows = [line for line in lines if line.startswith("| mrpc") or line.startswith("| rte")]
+    assert len(rows) == 4
+    # The stored ratio, not 50 / 2 = 25x recomputed from the milliseconds.
+    assert "| mrpc | 2 x 64 | 1 | 1 | 2.00 | 123.4x | 123.4x |" in rows
+    assert "| rte | 2 x 128 | 1 | 32 | 20.00 | 7.0x | 7.0x |" in rows
+
+
+def test_equal_text_table_is_absent_for_single_sentence_tasks():
+    record = _pair_record("sst2", 64, 1.0)
+    record["latency_ms"]["threads=1"] = {"searched_b1": 1.0}
+    assert equal_text_lines([record]) == []
