@@ -70,7 +70,7 @@ def test_two_seeds_train_every_control_per_seed(tmp_path, demo_data_dir, tiny_te
         timed["bert_base_b1"] / timed["searched_equal_text_b1"]
     )
     markdown = (out / "bench.md").read_text()
-    assert "± " in markdown and "(2 x 64)" in markdown
+    assert "± " in markdown and "| mrpc | 2 x 64 | 1 | 1 |" in markdown
     # bench_report --render writes the same bench.md from bench.json and leaves bench.json be.
     saved = (out / "bench.json").read_bytes()
     (out / "bench.md").unlink()
