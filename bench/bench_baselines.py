@@ -240,10 +240,18 @@ def train_baseline(
         student,
         prepared.task,
         train_loader=batch_loader(
-            train, batch_size=cfg.data.batch_size, shuffle=True, seed=cfg.run.seed + 2
+            train,
+            pair=prepared.task.is_pair,
+            batch_size=cfg.data.batch_size,
+            shuffle=True,
+            seed=cfg.run.seed + 2,
         ),
         dev_loader=batch_loader(
-            dev, batch_size=cfg.data.batch_size, shuffle=False, seed=cfg.run.seed
+            dev,
+            pair=prepared.task.is_pair,
+            batch_size=cfg.data.batch_size,
+            shuffle=False,
+            seed=cfg.run.seed,
         ),
         cfg=retrain_cfg,
         loss_cfg=cfg.loss,

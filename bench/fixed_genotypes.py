@@ -133,10 +133,18 @@ def main(argv: list[str] | None = None) -> int:
             student,
             prepared.task,
             train_loader=batch_loader(
-                prepared.train, batch_size=cfg.data.batch_size, shuffle=True, seed=cfg.run.seed
+                prepared.train,
+                pair=prepared.task.is_pair,
+                batch_size=cfg.data.batch_size,
+                shuffle=True,
+                seed=cfg.run.seed,
             ),
             dev_loader=batch_loader(
-                prepared.dev, batch_size=cfg.data.batch_size, shuffle=False, seed=cfg.run.seed
+                prepared.dev,
+                pair=prepared.task.is_pair,
+                batch_size=cfg.data.batch_size,
+                shuffle=False,
+                seed=cfg.run.seed,
             ),
             cfg=cfg.retrain,
             loss_cfg=cfg.loss,

@@ -353,8 +353,8 @@ def scratch_student(config: SupernetConfig, genotype: Genotype, tables) -> Deriv
 
 def _search_loaders(cfg: RunConfig, prepared: PreparedTask):
     """(weights loader, α loader or None, dev loader) of the search."""
-    batch_size, seed = cfg.data.batch_size, cfg.run.seed
-    dev = batch_loader(prepared.dev, batch_size=batch_size, shuffle=False, seed=seed)
+    batch_size, seed, pair = cfg.data.batch_size, cfg.run.seed, prepared.task.is_pair
+    dev = batch_loader(prepared.dev, pair=pair, batch_size=batch_size, shuffle=False, seed=seed)
     if cfg.search.optimization == "alternating":
         # [PS]: first-order DARTS, weights on one half of the training set, α on the other.
         half = len(prepared.train) // 2
@@ -362,11 +362,11 @@ def _search_loaders(cfg: RunConfig, prepared: PreparedTask):
         w_part = torch.utils.data.Subset(prepared.train, order[:half].tolist())
         a_part = torch.utils.data.Subset(prepared.train, order[half:].tolist())
         return (
-            batch_loader(w_part, batch_size=batch_size, shuffle=True, seed=seed),
-            batch_loader(a_part, batch_size=batch_size, shuffle=True, seed=seed + 1),
+            batch_loader(w_part, pair=pair, batch_size=batch_size, shuffle=True, seed=seed),
+            batch_loader(a_part, pair=pair, batch_size=batch_size, shuffle=True, seed=seed + 1),
             dev,
         )
-    train = batch_loader(prepared.train, batch_size=batch_size, shuffle=True, seed=seed)
+    train = batch_loader(prepared.train, pair=pair, batch_size=batch_size, shuffle=True, seed=seed)
     return train, None, dev
 
 
@@ -445,7 +445,11 @@ class TrialRunner:
     def _start_retrain(self, student: DerivedStudent) -> None:
         cfg = self.cfg
         loader = batch_loader(
-            self.prepared.train, batch_size=cfg.data.batch_size, shuffle=True, seed=cfg.run.seed + 2
+            self.prepared.train,
+            pair=self.prepared.task.is_pair,
+            batch_size=cfg.data.batch_size,
+            shuffle=True,
+            seed=cfg.run.seed + 2,
         )
         self.retrain = RetrainPhase(
             student,

@@ -3,6 +3,7 @@ held and batched by column name."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 
 import torch
@@ -64,30 +65,30 @@ class DistillationSet(TensorDataset):
         )
 
 
-def collate(rows) -> Batch:
-    return share_single_sentence(Batch(*(torch.stack(column) for column in zip(*rows))))
-
-
-def share_single_sentence(batch: Batch) -> Batch:
-    """A single-sentence task stores sentence b as a copy of a. Handing the student a's own
-    tensors for b (``searchspace.pair_encoding.is_single``) lets the eval forward embed the
-    sentence once (dev evaluation; the SST-2 student's batch-32 eval went from 11.6 to 7.5 ms).
-    Training a single-sentence task (joint encoding) embeds both cell inputs either way, each
-    with its own dropout, so its results do not change. Decided by content: a pair batch whose
-    every pair repeats one sentence takes it too, with the same outputs."""
-    if torch.equal(batch.input_ids_a, batch.input_ids_b) and torch.equal(
-        batch.attention_mask_a, batch.attention_mask_b
-    ):
+def collate(rows, *, pair: bool = True) -> Batch:
+    """Stack dataset rows into a Batch. For a single-sentence task (``pair=False``) sentence b
+    is stored as a copy of a, and the batch hands the student a's own tensors for b
+    (``searchspace.pair_encoding.is_single``): the eval forward then embeds the sentence once
+    (dev evaluation; the SST-2 student's batch-32 eval went from 11.6 to 7.5 ms). Training a
+    single-sentence task (joint encoding) embeds both cell inputs either way, each with its own
+    dropout, so its results do not change."""
+    batch = Batch(*(torch.stack(column) for column in zip(*rows)))
+    if not pair:
         batch.input_ids_b, batch.attention_mask_b = batch.input_ids_a, batch.attention_mask_a
     return batch
 
 
-def batch_loader(dataset, *, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    """Batches of ``dataset`` (a DistillationSet or a Subset of one); the shuffling generator is
-    the loader's own, so its state alone decides the order (checkpoints save it)."""
+def batch_loader(dataset, *, pair: bool, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
+    """Batches of ``dataset`` (a DistillationSet or a Subset of one) of a pair task or a
+    single-sentence one (see ``collate``); the shuffling generator is the loader's own, so its
+    state alone decides the order (checkpoints save it)."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        collate_fn=functools.partial(collate, pair=pair),
     )
 
 
@@ -101,7 +102,7 @@ def trim_padding(batch: Batch) -> Batch:
     )
     ids_a, mask_a = batch.input_ids_a[:, :length], batch.attention_mask_a[:, :length]
     if batch.input_ids_b is batch.input_ids_a and batch.attention_mask_b is batch.attention_mask_a:
-        ids_b, mask_b = ids_a, mask_a  # one sentence stays one (share_single_sentence)
+        ids_b, mask_b = ids_a, mask_a  # one sentence stays one (collate)
     else:
         ids_b, mask_b = batch.input_ids_b[:, :length], batch.attention_mask_b[:, :length]
     return Batch(

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from orchestrator.tasks.batches import collate, trim_padding
+from orchestrator.tasks.batches import batch_loader, collate, trim_padding
 from searchspace import DerivedStudent, Genotype, SupernetConfig
 
 EDGES = [
@@ -33,7 +33,7 @@ def _row(ids_a: list[int], ids_b: list[int], label: int = 0):
 def test_a_single_sentence_batch_passes_one_sentence_through_trimming():
     first, second = [2, 7, 8, 3, 0, 0], [2, 9, 3, 0, 0, 0]
     rows = [_row(first, list(first)), _row(second, list(second))]
-    batch = trim_padding(collate(rows))
+    batch = trim_padding(collate(rows, pair=False))
     ids_a, mask_a, ids_b, mask_b = batch.student_inputs()
     assert ids_b is ids_a and mask_b is mask_a
     assert ids_a.shape == (2, 4)
@@ -41,9 +41,25 @@ def test_a_single_sentence_batch_passes_one_sentence_through_trimming():
 
 def test_a_pair_batch_keeps_two_sentences():
     rows = [_row([2, 7, 3, 0], [2, 8, 8, 3]), _row([2, 9, 3, 0], [2, 9, 3, 0])]
-    ids_a, mask_a, ids_b, mask_b = trim_padding(collate(rows)).student_inputs()
+    ids_a, mask_a, ids_b, mask_b = trim_padding(collate(rows, pair=True)).student_inputs()
     assert ids_b is not ids_a
     assert ids_b.tolist() == [[2, 8, 8, 3], [2, 9, 3, 0]]
+
+
+def test_a_pair_batch_of_repeated_sentences_is_still_two_sentences():
+    """The task decides, not the content: every pair repeating one sentence stays a pair."""
+    rows = [_row([2, 7, 3, 0], [2, 7, 3, 0]), _row([2, 9, 3, 0], [2, 9, 3, 0])]
+    ids_a, mask_a, ids_b, mask_b = trim_padding(collate(rows, pair=True)).student_inputs()
+    assert ids_b is not ids_a and mask_b is not mask_a
+    assert torch.equal(ids_a, ids_b)
+
+
+@pytest.mark.parametrize("pair", [False, True])
+def test_the_loader_batches_by_the_tasks_kind(pair):
+    rows = [_row([2, 7, 3, 0], [2, 7, 3, 0]), _row([2, 9, 3, 0], [2, 9, 3, 0])]
+    dataset = torch.utils.data.TensorDataset(*(torch.stack(c) for c in zip(*rows)))
+    (batch,) = batch_loader(dataset, pair=pair, batch_size=2, shuffle=False, seed=0)
+    assert (batch.input_ids_b is batch.input_ids_a) is (not pair)
 
 
 @pytest.mark.parametrize("encoding", ["joint", "siamese"])
