@@ -79,6 +79,13 @@ def _run_command(args: argparse.Namespace) -> int:
             f"the best constant scores {result.metrics['dev/constant_baseline']:.4f})",
             file=sys.stderr,
         )
+    if result.undecided:
+        print(
+            f"warning: the search did not decide: its operation distributions kept "
+            f"{result.metrics['search/entropy_share']:.1%} of their maximum entropy, so the "
+            f"genotype is close to a random pick (more search steps or a larger search.arch_lr)",
+            file=sys.stderr,
+        )
     print(f"run folder: {folder}")
     return 0
 

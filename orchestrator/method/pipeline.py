@@ -27,7 +27,7 @@ from orchestrator.config import RunConfig, TaskSection
 from orchestrator.errors import UserInputError
 from orchestrator.method.latency import add_equal_text, compare_latency
 from orchestrator.method.retrain import RetrainPhase
-from orchestrator.method.search import SearchPhase
+from orchestrator.method.search import UNDECIDED_ENTROPY_SHARE, SearchPhase
 from orchestrator.progress import EpochCallback, EpochReport
 from orchestrator.tasks.augment import AugmentSettings, default_copies, default_substitute_prob
 from orchestrator.tasks.batches import STUDENT_COLUMNS, DistillationSet, batch_loader
@@ -132,6 +132,25 @@ class TrialResult:
     def degenerate(self) -> bool:
         """No better than a constant prediction of the dev set (see ``constant_check``)."""
         return bool(self.metrics.get("student/degenerate"))
+
+    @property
+    def undecided(self) -> bool:
+        """The genotype came from an almost uniform α (see ``undecided_check``)."""
+        return bool(self.metrics.get("search/undecided"))
+
+
+def undecided_check(history: list[dict[str, float]], best_epoch: int) -> dict[str, float]:
+    """The entropy share of the α the genotype was derived from (its search epoch) and whether
+    it is above ``UNDECIDED_ENTROPY_SHARE``; empty for a history from before the share was
+    recorded."""
+    epoch = next((h for h in history if h["epoch"] == best_epoch), {})
+    share = epoch.get("arch/entropy_share")
+    if share is None:
+        return {}
+    return {
+        "search/entropy_share": share,
+        "search/undecided": float(share > UNDECIDED_ENTROPY_SHARE),
+    }
 
 
 def seed_everything(seed: int) -> None:
@@ -527,6 +546,7 @@ class TrialRunner:
             check = constant_check(prepared.task, logits, labels, prefix="dev")
             metrics |= check
         metrics["student/degenerate"] = check["dev/degenerate"]
+        metrics |= undecided_check(self.search.history, best["epoch"])
         baseline, teacher = check["dev/constant_baseline"], prepared.teacher_score
         if teacher is not None and teacher > baseline:
             # How much of the teacher's gain over a constant prediction the student keeps:

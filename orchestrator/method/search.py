@@ -47,6 +47,18 @@ class SearchResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+# A search whose edge distributions keep more than this share of their maximum entropy derived
+# its genotype from an almost uniform α: the argmax of near-ties, close to a random pick. With
+# the bench's 280 α steps at arch_lr 3e-3, MRPC's α ended at 0.9965 of the maximum
+# (bench/results/mrpc); the derived genotypes scored no better than random ones there.
+UNDECIDED_ENTROPY_SHARE = 0.98
+
+
+def entropy_share(entropy: float, choices: int) -> float:
+    """``entropy`` (nats) as a share of the maximum, log(choices): 1 = uniform, 0 = one-hot."""
+    return entropy / math.log(choices) if choices > 1 else 0.0
+
+
 def arch_entropy(supernet: AdaBertSupernet) -> tuple[float, float]:
     """Mean entropy (nats) of the edge distributions, and of the depth distribution."""
     with torch.no_grad():
@@ -283,6 +295,10 @@ class SearchPhase:
             "arch/expected_flops": averages.get("expected_flops", 0.0),
             "arch/entropy": edge_h,
             "arch/depth_entropy": depth_h,
+            "arch/entropy_share": entropy_share(edge_h, self.supernet.edge_logits.shape[-1]),
+            "arch/depth_entropy_share": entropy_share(
+                depth_h, self.supernet.depth_logits.shape[-1]
+            ),
             "arch/temperature": temperature,
             "arch/num_cells": float(genotype.num_cells),
         }

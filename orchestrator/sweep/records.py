@@ -32,6 +32,7 @@ class TrialRecord:
     kd_weight: float | None = None  # γ
     epochs: int = 0  # epochs reported (a stopped trial reports fewer)
     degenerate: bool = False  # finished, but no better than a constant prediction
+    undecided: bool = False  # its genotype came from an almost uniform α (search/undecided)
     genotype_hash: str = ""
     genotype: str = ""
     mlflow_run_id: str = ""
@@ -184,6 +185,7 @@ def trial_record(result, primary_metric: str, base_config: dict[str, Any]) -> Tr
         kd_weight=resolved.loss.kd_weight,
         epochs=int(last.get("epoch", 0) or 0),
         degenerate=bool(last.get("student/degenerate", 0.0)),
+        undecided=bool(last.get("search/undecided", 0.0)),
         genotype_hash=str(last.get("genotype_hash", "")),
         genotype=str(last.get("genotype", "")),
         mlflow_run_id=str(last.get("mlflow_run_id", "")),

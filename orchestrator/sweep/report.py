@@ -84,6 +84,7 @@ def trials_table(summaries: list[TaskSummary]) -> str:
             params = "-" if t.params is None else f"{t.params:,.0f}"
             genotype = f"`{t.genotype_hash}`" if t.genotype_hash else "-"
             state = f"{t.state} (constant)" if t.degenerate else t.state
+            state += " (search undecided)" if t.undecided else ""
             lines.append(
                 f"| {s.task} | {t.label}{marks} | {state} | {_fmt(t.metric, '.4f')} | {params} "
                 f"| {_fmt(t.latency_b1_ms, '.2f')} | {cells} | {_fmt(t.efficiency_weight, '.2f')} "
@@ -93,7 +94,8 @@ def trials_table(summaries: list[TaskSummary]) -> str:
 
 
 def warnings_for(summaries: list[TaskSummary]) -> list[str]:
-    """One line per task whose finished students all failed the constant-prediction check."""
+    """One line per task whose finished students all failed the constant-prediction check, or
+    whose champion's genotype came from a search that did not decide (almost uniform α)."""
     lines = []
     for s in summaries:
         finished = [t for t in s.trials if t.state == "complete"]
@@ -101,5 +103,11 @@ def warnings_for(summaries: list[TaskSummary]) -> list[str]:
             lines.append(
                 f"task {s.task}: no finished student beat a constant prediction of the dev set "
                 f"({len(finished)} finished); none is named champion or registered"
+            )
+        elif s.best is not None and s.best.undecided:
+            lines.append(
+                f"task {s.task}: the champion's search did not decide (its α stayed close to "
+                f"uniform), so its genotype is close to a random pick; give the search more "
+                f"steps or a larger search.arch_lr"
             )
     return lines

@@ -95,7 +95,15 @@ def test_run_writes_complete_folder_and_student_round_trips(
     first = student(ids, mask, ids, mask)
     second = load_student(folder)(ids, mask, ids, mask)
     assert torch.equal(first, second)
-    assert "run folder:" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "run folder:" in out.out
+    # The α the genotype came from: its entropy share, and a warning exactly when it is near 1.
+    chosen = metrics["search/best_epoch"]
+    history = json.loads((folder / "history.json").read_text())
+    (epoch,) = [h for h in history["search"] if h["epoch"] == chosen]
+    assert metrics["search/entropy_share"] == epoch["arch/entropy_share"]
+    assert 0.0 < metrics["search/entropy_share"] <= 1.0
+    assert ("the search did not decide" in out.err) == bool(metrics["search/undecided"])
 
 
 @pytest.mark.slow

@@ -294,6 +294,27 @@ def test_task_summary_best_counts_tables_and_round_trip():
     assert "| 7.3x | - | - | - | - | 4/1/1 |" in summary_table([summary])  # no latency, no pair
 
 
+def test_an_undecided_champion_is_marked_and_warned_about():
+    from orchestrator.sweep.records import TaskSummary
+    from orchestrator.sweep.report import trials_table, warnings_for
+
+    def summary(undecided: bool) -> TaskSummary:
+        rows = [_row(0, "complete", 0.85, 3e6, undecided=undecided), _row(1, "pruned", 0.8, 2e6)]
+        return TaskSummary(
+            task="sst2", metric_name="dev/accuracy", teacher_metric="teacher/accuracy",
+            teacher_metrics={"teacher/accuracy": 0.9}, teacher_params=22_000_000,
+            data_fingerprint="f", trials=rows, pareto=[0],
+        )  # fmt: skip
+
+    undecided = summary(True)
+    assert TaskSummary.from_dict(json.loads(json.dumps(undecided.to_dict()))) == undecided
+    assert "| t00 (champion) (front) | complete (search undecided) |" in trials_table([undecided])
+    (line,) = warnings_for([undecided])
+    assert line.startswith("task sst2: the champion's search did not decide")
+    assert warnings_for([summary(False)]) == []
+    assert "undecided" not in trials_table([summary(False)])
+
+
 def test_a_pair_champion_shows_its_equal_text_speedup_beside_the_other():
     from orchestrator.sweep.records import TaskSummary
     from orchestrator.sweep.report import summary_table
