@@ -231,10 +231,12 @@ def markdown(report: dict[str, Any]) -> str:
         for s in r.get("seeds") or [r["searched"]]:
             seed = f" seed {s['seed']}" if "seed" in s else ""
             score = s["metrics"].get(r["metric"])
+            share = s.get("search_entropy_share")  # absent from bench.json of older code
+            decided = "" if share is None else f"; α entropy {share:.1%} of uniform's"
             lines.append(
                 f"- **{r['task']}**{seed} `{s['genotype_hash']}` (dev {_f(score)}; search best "
                 f"epoch {_f(s['search_best_epoch'], 0)}, dev {_f(s['search_best_dev'])} as a "
-                f"supernet sub-network): `{s['genotype_summary']}`"
+                f"supernet sub-network{decided}): `{s['genotype_summary']}`"
             )
     for r in failed:
         lines += ["", f"## {r['task']} failed", "", "```", r["error"].rstrip(), "```"]

@@ -223,6 +223,8 @@ def searched_record(cfg: RunConfig, result: TrialResult, run_dir: Path, budget) 
         "genotype_hash": result.genotype.hash,
         "search_best_epoch": result.metrics.get("search/best_epoch"),
         "search_best_dev": result.metrics.get("search/best_dev"),
+        # How far α left uniform at the genotype's search epoch (1 = not at all).
+        "search_entropy_share": result.metrics.get("search/entropy_share"),
         "retrain_best_epoch": result.metrics.get("retrain/best_epoch"),
         "steps": budget,
         "run_dir": str(run_dir),

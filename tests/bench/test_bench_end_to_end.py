@@ -51,6 +51,8 @@ def test_two_seeds_train_every_control_per_seed(tmp_path, demo_data_dir, tiny_te
     assert task["status"] == "done", task.get("error")
     assert [row["seed"] for row in task["seeds"]] == [1, 2]
     assert len(task["searched_over_seeds"]["values"]) == 2
+    shares = [row["search_entropy_share"] for row in task["seeds"]]
+    assert all(0.0 < share <= 1.0 for share in shares)
     for control in ("random_genotype", "bag_of_embeddings", "bert_style"):
         record = task[control]
         assert [row["seed"] for row in record["by_seed"]] == [1, 2], control
@@ -71,6 +73,7 @@ def test_two_seeds_train_every_control_per_seed(tmp_path, demo_data_dir, tiny_te
     )
     markdown = (out / "bench.md").read_text()
     assert "± " in markdown and "| mrpc | 2 x 64 | 1 | 1 |" in markdown
+    assert markdown.count("α entropy") == 2  # one per seed's genotype line
     # bench_report --render writes the same bench.md from bench.json and leaves bench.json be.
     saved = (out / "bench.json").read_bytes()
     (out / "bench.md").unlink()
