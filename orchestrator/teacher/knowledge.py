@@ -111,15 +111,28 @@ class Augmentation:
         return augmenter.augment(texts["text_a"], texts.get("text_b"), texts["label"])
 
 
+# The files of a local teacher folder that decide what it computes (weights, config,
+# tokenizer); their content, not their path or mtime, identifies the teacher.
+IDENTITY_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model")
+
+
 def _teacher_identity(reference: str) -> dict:
-    """A hub name identifies itself; a local folder also by its config and weight files, so
-    retraining a teacher in place invalidates the cache."""
+    """A hub name identifies itself; a local folder by the content of its model and tokenizer
+    files: the same teacher installed in two virtualenvs or copied elsewhere is one cache
+    entry, and retraining it in place invalidates the cache."""
     path = Path(reference)
     if not path.is_dir():
         return {"hub": reference}
-    files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".safetensors", ".bin"))
-    stamp = [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in files]
-    return {"path": str(path.resolve()), "files": stamp}
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in IDENTITY_SUFFIXES)
+    return {"files": [(p.name, _sha256(p)) for p in files]}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def cache_key(
@@ -213,10 +226,13 @@ def _split_from_table(table: pa.Table) -> SplitKnowledge:
     return SplitKnowledge(logits, column("probe_logits").reshape(n, layers, logits.shape[1]))
 
 
-def _read_entry(entry: Path) -> TeacherKnowledge:
+def _read_entry(entry: Path, reference: str) -> TeacherKnowledge:
+    """The cached knowledge of ``entry``. An already fine-tuned teacher is not copied into the
+    entry: it is ``reference``, this run's path to it (the key is its content, so the path that
+    wrote the entry may be another virtualenv's or another machine's)."""
     meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
     tables = load_file(str(entry / "embeddings.safetensors"))
-    teacher_dir = entry / "teacher" if meta["teacher_saved"] else Path(meta["teacher_reference"])
+    teacher_dir = entry / "teacher" if meta["teacher_saved"] else Path(reference)
     return TeacherKnowledge(
         entry=entry,
         teacher_dir=str(teacher_dir),
@@ -389,7 +405,7 @@ def prepare_teacher_knowledge(
     if remote and not (entry / "meta.json").is_file():
         _fetch(remote, entry)
     if (entry / "meta.json").is_file():
-        knowledge = _read_entry(entry)
+        knowledge = _read_entry(entry, reference)
     else:
 
         def compute(staging: Path) -> None:
@@ -412,7 +428,7 @@ def prepare_teacher_knowledge(
             (staging / "meta.json").write_text(text)
 
         _publish(entry, compute)
-        knowledge = _read_entry(entry)
+        knowledge = _read_entry(entry, reference)
         knowledge.cache_hit = False
     if remote:
         if not storage.exists(storage.join(remote, "meta.json")):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
 
 import pytest
 import torch
@@ -102,6 +104,27 @@ def test_cache_key_changes_with_each_input(tiny_teacher_dir):
     assert knowledge.cache_key("bert-base-uncased", settings=SETTINGS, **base) != key
 
 
+def test_a_teacher_folder_is_keyed_by_its_content_not_its_path(tiny_teacher_dir, tmp_path):
+    """The same teacher in two virtualenvs (or copied) is one cache entry; changed weights of
+    the same size are another."""
+    base = dict(
+        task=get_task("sst2"), fingerprints={"train": "a"}, max_seq_length=32, seed=0,
+        settings=SETTINGS,
+    )  # fmt: skip
+    first, second = tmp_path / "venv1" / "model", tmp_path / "venv2" / "model"
+    shutil.copytree(tiny_teacher_dir, first)
+    shutil.copytree(tiny_teacher_dir, second)
+    os.utime(second / "config.json", (1, 1))  # another install time
+    key = knowledge.cache_key(str(first), **base)
+    assert knowledge.cache_key(str(second), **base) == key
+    assert knowledge.cache_key(str(tiny_teacher_dir), **base) == key
+    (weights,) = second.glob("*.safetensors")
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # one byte of one weight: same size, another teacher
+    weights.write_bytes(bytes(data))
+    assert knowledge.cache_key(str(second), **base) != key
+
+
 @pytest.fixture(scope="module")
 def sst2_columns(tiny_teacher_dir, demo_data_dir):
     task = get_task("sst2")
@@ -117,7 +140,7 @@ def sst2_columns(tiny_teacher_dir, demo_data_dir):
     return task, tokenizer, splits
 
 
-def _prepare(tiny_teacher_dir, sst2_columns, cache_root):
+def _prepare(tiny_teacher_dir, sst2_columns, cache_root, settings=SETTINGS):
     task, tokenizer, splits = sst2_columns
     return knowledge.prepare_teacher_knowledge(
         str(tiny_teacher_dir),
@@ -127,7 +150,7 @@ def _prepare(tiny_teacher_dir, sst2_columns, cache_root):
         dev_columns=splits["validation"],
         fingerprints={"train": "t", "validation": "v"},
         max_seq_length=32,
-        settings=SETTINGS,
+        settings=settings,
         cache_root=cache_root,
         seed=0,
         progress=False,
@@ -160,6 +183,22 @@ def test_miss_then_hit_and_cached_logits_are_the_teachers(tiny_teacher_dir, sst2
     meta = json.loads((entry / "meta.json").read_text())
     assert meta["num_parameters"] == sum(p.numel() for p in teacher.parameters())
     assert set(meta["probe_metrics"]) == {f"probe/layer{i}_accuracy" for i in range(3)}
+
+
+def test_a_fine_tuned_teacher_is_read_from_this_runs_path_on_a_hit(
+    tiny_teacher_dir, sst2_columns, tmp_path
+):
+    """An already fine-tuned teacher is not copied into the entry; a hit written through
+    another path to the same teacher (another virtualenv, since removed) uses this run's."""
+    settings = dataclasses.replace(SETTINGS, fine_tuned=True)
+    elsewhere = tmp_path / "other-venv" / "model"
+    shutil.copytree(tiny_teacher_dir, elsewhere)
+    first = _prepare(elsewhere, sst2_columns, tmp_path / "cache", settings)
+    assert not first.cache_hit and first.teacher_dir == str(elsewhere)
+    shutil.rmtree(elsewhere)
+    second = _prepare(tiny_teacher_dir, sst2_columns, tmp_path / "cache", settings)
+    assert second.cache_hit and second.teacher_dir == str(tiny_teacher_dir)
+    assert torch.equal(first.dev.logits, second.dev.logits)
 
 
 def test_failed_computation_leaves_no_entry(tiny_teacher_dir, sst2_columns, tmp_path, monkeypatch):
