@@ -86,3 +86,19 @@ def test_render_without_a_bench_json_exits_2(tmp_path, capsys):
     assert report_main(["--render", str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path} has no bench.json\n"
     assert not (tmp_path / "bench.md").exists()
+
+
+@pytest.mark.slow
+def test_a_single_sentence_task_trains_every_control(tmp_path, demo_data_dir, tiny_teacher_dir):
+    """SST-2: the CNN students share one sentence in slots a and b, the BERT-style control
+    carries token types in slot b; each control must train on its own inputs."""
+    config = tmp_path / "bench.toml"
+    config.write_text(BUDGET.format(teacher=tiny_teacher_dir, cache=tmp_path / "cache"))
+    out = tmp_path / "out"
+    argv = ["--glue-dir", str(demo_data_dir), "--tasks", "sst2", "--config", str(config)]
+    assert main([*argv, "--seeds", "1", "--out", str(out)]) == 0
+    (task,) = json.loads((out / "bench.json").read_text())["tasks"]
+    assert task["status"] == "done", task.get("error")
+    for control in ("random_genotype", "bag_of_embeddings", "bert_style"):
+        assert 0.0 <= task[control]["metrics"]["accuracy"] <= 1.0, control
+    assert "searched_equal_text_b1" not in task["latency_ms"]["threads=1"]
