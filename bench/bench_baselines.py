@@ -230,14 +230,14 @@ def train_baseline(
     dev: DistillationSet,
     name: str,
     reporter: EpochCallback,
-    shares_sentence: bool | None = None,
+    b_copies_a: bool | None = None,
 ) -> RetrainResult:
     """The retrain phase's loop, loss and data order (seed + 2), with this budget.
 
-    ``shares_sentence``: whether slot b of ``train``/``dev`` is a copy of slot a (a
-    single-sentence task's student inputs; the default, from the task). A joint-encoding set
-    carries token types in slot b: never a copy, whatever the task."""
-    pair = not shares_sentence if shares_sentence is not None else prepared.task.is_pair
+    ``b_copies_a``: whether slot b of ``train``/``dev`` is a copy of slot a (by default, as the
+    task's student inputs are). A joint-encoding set carries token types in slot b."""
+    if b_copies_a is None:
+        b_copies_a = not prepared.task.is_pair
 
     def report(event: EpochReport) -> None:
         reporter(dataclasses.replace(event, phase=name))
@@ -247,14 +247,14 @@ def train_baseline(
         prepared.task,
         train_loader=batch_loader(
             train,
-            pair=pair,
+            b_copies_a=b_copies_a,
             batch_size=cfg.data.batch_size,
             shuffle=True,
             seed=cfg.run.seed + 2,
         ),
         dev_loader=batch_loader(
             dev,
-            pair=pair,
+            b_copies_a=b_copies_a,
             batch_size=cfg.data.batch_size,
             shuffle=False,
             seed=cfg.run.seed,
@@ -375,7 +375,7 @@ def bert_baseline(cfg, prepared, config, options, budget, reporter, *, datasets,
         dev=dev,
         name="bert-style",
         reporter=reporter,
-        shares_sentence=False,  # (input_ids, mask, token_type_ids, mask): four columns
+        b_copies_a=False,  # (input_ids, mask, token_type_ids, mask): four columns
     )
     arch = model.config
     return {

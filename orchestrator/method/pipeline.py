@@ -27,7 +27,7 @@ from orchestrator.config import RunConfig, TaskSection
 from orchestrator.errors import UserInputError
 from orchestrator.method.latency import add_equal_text, compare_latency
 from orchestrator.method.retrain import RetrainPhase
-from orchestrator.method.search import UNDECIDED_ENTROPY_SHARE, SearchPhase
+from orchestrator.method.search import SearchPhase, undecided_check
 from orchestrator.progress import EpochCallback, EpochReport
 from orchestrator.tasks.augment import AugmentSettings, default_copies, default_substitute_prob
 from orchestrator.tasks.batches import STUDENT_COLUMNS, DistillationSet, batch_loader
@@ -137,20 +137,6 @@ class TrialResult:
     def undecided(self) -> bool:
         """The genotype came from an almost uniform α (see ``undecided_check``)."""
         return bool(self.metrics.get("search/undecided"))
-
-
-def undecided_check(history: list[dict[str, float]], best_epoch: int) -> dict[str, float]:
-    """The entropy share of the α the genotype was derived from (its search epoch) and whether
-    it is above ``UNDECIDED_ENTROPY_SHARE``; empty for a history from before the share was
-    recorded."""
-    epoch = next((h for h in history if h["epoch"] == best_epoch), {})
-    share = epoch.get("arch/entropy_share")
-    if share is None:
-        return {}
-    return {
-        "search/entropy_share": share,
-        "search/undecided": float(share > UNDECIDED_ENTROPY_SHARE),
-    }
 
 
 def seed_everything(seed: int) -> None:
@@ -372,8 +358,10 @@ def scratch_student(config: SupernetConfig, genotype: Genotype, tables) -> Deriv
 
 def _search_loaders(cfg: RunConfig, prepared: PreparedTask):
     """(weights loader, α loader or None, dev loader) of the search."""
-    batch_size, seed, pair = cfg.data.batch_size, cfg.run.seed, prepared.task.is_pair
-    dev = batch_loader(prepared.dev, pair=pair, batch_size=batch_size, shuffle=False, seed=seed)
+    batch_size, seed, copies = cfg.data.batch_size, cfg.run.seed, not prepared.task.is_pair
+    dev = batch_loader(
+        prepared.dev, b_copies_a=copies, batch_size=batch_size, shuffle=False, seed=seed
+    )
     if cfg.search.optimization == "alternating":
         # [PS]: first-order DARTS, weights on one half of the training set, α on the other.
         half = len(prepared.train) // 2
@@ -381,11 +369,15 @@ def _search_loaders(cfg: RunConfig, prepared: PreparedTask):
         w_part = torch.utils.data.Subset(prepared.train, order[:half].tolist())
         a_part = torch.utils.data.Subset(prepared.train, order[half:].tolist())
         return (
-            batch_loader(w_part, pair=pair, batch_size=batch_size, shuffle=True, seed=seed),
-            batch_loader(a_part, pair=pair, batch_size=batch_size, shuffle=True, seed=seed + 1),
+            batch_loader(w_part, b_copies_a=copies, batch_size=batch_size, shuffle=True, seed=seed),
+            batch_loader(
+                a_part, b_copies_a=copies, batch_size=batch_size, shuffle=True, seed=seed + 1
+            ),
             dev,
         )
-    train = batch_loader(prepared.train, pair=pair, batch_size=batch_size, shuffle=True, seed=seed)
+    train = batch_loader(
+        prepared.train, b_copies_a=copies, batch_size=batch_size, shuffle=True, seed=seed
+    )
     return train, None, dev
 
 
@@ -465,7 +457,7 @@ class TrialRunner:
         cfg = self.cfg
         loader = batch_loader(
             self.prepared.train,
-            pair=self.prepared.task.is_pair,
+            b_copies_a=not self.prepared.task.is_pair,
             batch_size=cfg.data.batch_size,
             shuffle=True,
             seed=cfg.run.seed + 2,

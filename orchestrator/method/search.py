@@ -63,6 +63,20 @@ def entropy_share(entropy: float, choices: int) -> float:
     return entropy / math.log(choices) if choices > 1 else 0.0
 
 
+def undecided_check(history: list[dict[str, float]], best_epoch: int) -> dict[str, float]:
+    """The entropy share of the α the genotype was derived from (its search epoch) and whether
+    it is above ``UNDECIDED_ENTROPY_SHARE``; empty for a history from before the share was
+    recorded."""
+    epoch = next((h for h in history if h["epoch"] == best_epoch), {})
+    share = epoch.get("arch/entropy_share")
+    if share is None:
+        return {}
+    return {
+        "search/entropy_share": share,
+        "search/undecided": float(share > UNDECIDED_ENTROPY_SHARE),
+    }
+
+
 def arch_entropy(supernet: AdaBertSupernet) -> tuple[float, float]:
     """Mean entropy (nats) of the edge distributions, and of the depth distribution."""
     with torch.no_grad():

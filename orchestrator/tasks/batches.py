@@ -65,30 +65,33 @@ class DistillationSet(TensorDataset):
         )
 
 
-def collate(rows, *, pair: bool = True) -> Batch:
-    """Stack dataset rows into a Batch. For a single-sentence task (``pair=False``) sentence b
-    is stored as a copy of a, and the batch hands the student a's own tensors for b
+def collate(rows, *, b_copies_a: bool = False) -> Batch:
+    """Stack dataset rows into a Batch. A single-sentence task stores sentence b as a copy of a
+    (``b_copies_a``), and the batch then hands the student a's own tensors for b
     (``searchspace.pair_encoding.is_single``): the eval forward then embeds the sentence once
     (dev evaluation; the SST-2 student's batch-32 eval went from 11.6 to 7.5 ms). Training a
     single-sentence task (joint encoding) embeds both cell inputs either way, each with its own
     dropout, so its results do not change."""
     batch = Batch(*(torch.stack(column) for column in zip(*rows)))
-    if not pair:
+    if b_copies_a:
         batch.input_ids_b, batch.attention_mask_b = batch.input_ids_a, batch.attention_mask_a
     return batch
 
 
-def batch_loader(dataset, *, pair: bool, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    """Batches of ``dataset`` (a DistillationSet or a Subset of one) of a pair task or a
-    single-sentence one (see ``collate``); the shuffling generator is the loader's own, so its
-    state alone decides the order (checkpoints save it)."""
+def batch_loader(
+    dataset, *, b_copies_a: bool, batch_size: int, shuffle: bool, seed: int
+) -> DataLoader:
+    """Batches of ``dataset`` (a DistillationSet or a Subset of one); ``b_copies_a`` when its
+    slot b is a copy of slot a (a single-sentence task's student inputs, see ``collate``). The
+    shuffling generator is the loader's own, so its state alone decides the order (checkpoints
+    save it)."""
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
         generator=generator,
-        collate_fn=functools.partial(collate, pair=pair),
+        collate_fn=functools.partial(collate, b_copies_a=b_copies_a),
     )
 
 

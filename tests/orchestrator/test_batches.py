@@ -33,7 +33,7 @@ def _row(ids_a: list[int], ids_b: list[int], label: int = 0):
 def test_a_single_sentence_batch_passes_one_sentence_through_trimming():
     first, second = [2, 7, 8, 3, 0, 0], [2, 9, 3, 0, 0, 0]
     rows = [_row(first, list(first)), _row(second, list(second))]
-    batch = trim_padding(collate(rows, pair=False))
+    batch = trim_padding(collate(rows, b_copies_a=True))
     ids_a, mask_a, ids_b, mask_b = batch.student_inputs()
     assert ids_b is ids_a and mask_b is mask_a
     assert ids_a.shape == (2, 4)
@@ -41,7 +41,7 @@ def test_a_single_sentence_batch_passes_one_sentence_through_trimming():
 
 def test_a_pair_batch_keeps_two_sentences():
     rows = [_row([2, 7, 3, 0], [2, 8, 8, 3]), _row([2, 9, 3, 0], [2, 9, 3, 0])]
-    ids_a, mask_a, ids_b, mask_b = trim_padding(collate(rows, pair=True)).student_inputs()
+    ids_a, mask_a, ids_b, mask_b = trim_padding(collate(rows, b_copies_a=False)).student_inputs()
     assert ids_b is not ids_a
     assert ids_b.tolist() == [[2, 8, 8, 3], [2, 9, 3, 0]]
 
@@ -49,7 +49,7 @@ def test_a_pair_batch_keeps_two_sentences():
 def test_a_pair_batch_of_repeated_sentences_is_still_two_sentences():
     """The task decides, not the content: every pair repeating one sentence stays a pair."""
     rows = [_row([2, 7, 3, 0], [2, 7, 3, 0]), _row([2, 9, 3, 0], [2, 9, 3, 0])]
-    ids_a, mask_a, ids_b, mask_b = trim_padding(collate(rows, pair=True)).student_inputs()
+    ids_a, mask_a, ids_b, mask_b = trim_padding(collate(rows, b_copies_a=False)).student_inputs()
     assert ids_b is not ids_a and mask_b is not mask_a
     assert torch.equal(ids_a, ids_b)
 
@@ -58,7 +58,7 @@ def test_a_pair_batch_of_repeated_sentences_is_still_two_sentences():
 def test_the_loader_batches_by_the_tasks_kind(pair):
     rows = [_row([2, 7, 3, 0], [2, 7, 3, 0]), _row([2, 9, 3, 0], [2, 9, 3, 0])]
     dataset = torch.utils.data.TensorDataset(*(torch.stack(c) for c in zip(*rows)))
-    (batch,) = batch_loader(dataset, pair=pair, batch_size=2, shuffle=False, seed=0)
+    (batch,) = batch_loader(dataset, b_copies_a=not pair, batch_size=2, shuffle=False, seed=0)
     assert (batch.input_ids_b is batch.input_ids_a) is (not pair)
 
 

@@ -7,8 +7,12 @@ import math
 import pytest
 import torch
 
-from orchestrator.method.pipeline import undecided_check
-from orchestrator.method.search import UNDECIDED_ENTROPY_SHARE, arch_entropy, entropy_share
+from orchestrator.method.search import (
+    UNDECIDED_ENTROPY_SHARE,
+    arch_entropy,
+    entropy_share,
+    undecided_check,
+)
 from searchspace import SupernetConfig
 from searchspace.supernet import AdaBertSupernet
 
