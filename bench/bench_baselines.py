@@ -118,6 +118,22 @@ def random_genotype_like(
     }
 
 
+def random_genotype_any_size(
+    config: SupernetConfig, *, seed: int, exclude_zero: bool, avoid: Genotype
+) -> Genotype:
+    """One genotype drawn over the whole search space: seeded random logits through
+    ``derive_genotype`` (a uniform number of cells, a uniform op on every edge), whatever its
+    cost. The architecture a user would pick without the search; never ``avoid`` (the searched
+    genotype)."""
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        edge_logits = torch.randn(config.num_edges, len(config.primitives), generator=generator)
+        depth_logits = torch.randn(config.max_cells, generator=generator)
+        genotype = derive_genotype(edge_logits, depth_logits, config, exclude_zero=exclude_zero)
+        if genotype.hash != avoid.hash:
+            return genotype
+
+
 class JointEncodingStudent(torch.nn.Module):
     """An HF sequence classifier behind the student's call signature, so that ``run_retrain``
     and ``evaluate`` train and score it unchanged. Its dataset carries the teacher's joint

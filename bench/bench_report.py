@@ -82,11 +82,11 @@ def markdown(report: dict[str, Any]) -> str:
         "ratios.",
         "",
         "| task | train / dev examples | metric | teacher | searched | retention | majority | "
-        "random genotype | bag of embeddings | BERT-style | params (M) | FLOPs/ex (M) | "
-        "size vs teacher | size vs BERT-base | b1 vs teacher | b32 vs teacher | "
+        "random genotype | random, any size | bag of embeddings | BERT-style | params (M) | "
+        "FLOPs/ex (M) | size vs teacher | size vs BERT-base | b1 vs teacher | b32 vs teacher | "
         "b1 vs BERT-base | b32 vs BERT-base |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-        "---: | ---: | ---: | ---: | ---: | ---: |",
+        "---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in done:
         metric, ratios = r["metric"], r["ratios"]
@@ -119,8 +119,9 @@ def markdown(report: dict[str, Any]) -> str:
         "| task | retention ≥ 97% (SST-2, MRPC), 90% (RTE, STS-B), 50% (CoLA) | "
         f"≥ {SIZE_TARGET:.0f}x smaller than BERT-base | "
         f"≥ {SPEEDUP_TARGET:.0f}x faster than BERT-base at batch 1 | "
-        "searched beats random genotype | searched beats bag of embeddings |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "searched beats random genotype | searched beats random, any size | "
+        "searched beats bag of embeddings |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in done:
         metric, ratios = r["metric"], r["ratios"]
@@ -129,6 +130,7 @@ def markdown(report: dict[str, Any]) -> str:
         searched_score = _seed_spread(r)["mean"]
         random_score, _ = control_figure(r["random_genotype"], metric)
         floor_score, _ = control_figure(r.get("bag_of_embeddings"), metric)
+        any_size_score, _ = control_figure(r.get("random_any_size"), metric)
         lines.append(
             f"| {r['task']} | "
             + (
@@ -146,7 +148,8 @@ def markdown(report: dict[str, Any]) -> str:
                 else ""
             )
             + ") | "
-            f"{_beats(searched_score, random_score)} | {_beats(searched_score, floor_score)} |"
+            f"{_beats(searched_score, random_score)} | {_beats(searched_score, any_size_score)} | "
+            f"{_beats(searched_score, floor_score)} |"
         )
     lines += [
         "",
@@ -156,7 +159,9 @@ def markdown(report: dict[str, Any]) -> str:
         "(`run_retrain`; the searched one also by the search before it); steps = optimizer "
         "steps on its weights, best dev epoch kept. The random genotype is the closest in exact "
         "parameter count among seeded random draws, trained from scratch with the teacher's "
-        "PCA-projected embeddings; the bag of embeddings is the students' embedding layer, a "
+        "PCA-projected embeddings; the random genotype of any size is drawn over the whole "
+        "search space, one architecture per seed, and trained the same way; the bag of "
+        "embeddings is the students' embedding layer, a "
         "masked mean over real tokens and a linear layer ([u, v, |u - v|, u * v] for pairs), "
         "embeddings initialised the same way; the BERT-style student, the candidate shape "
         "closest to the searched student in batch-1 latency (table below), reads the teacher's "
@@ -307,6 +312,7 @@ def _model_rows(r: dict[str, Any]) -> list[tuple]:
             rand["best_epoch"],
             _code(rand["genotype_summary"]),
         ),
+        *_any_size_rows(r),
         *_floor_row(r),
         (
             "BERT-style",
@@ -317,6 +323,24 @@ def _model_rows(r: dict[str, Any]) -> list[tuple]:
             _bert_shape(bert["architecture"]),
         ),
         ("BERT-base (random weights)", r["bert_base"], "-", "-", "-", "12 x 768, 12 heads"),
+    ]
+
+
+def _any_size_rows(r: dict[str, Any]) -> list[tuple]:
+    """One row per seed: each seed drew its own architecture (``random_any_size``)."""
+    record = r.get("random_any_size")
+    if not record:  # switched off, or bench.json from before the control existed
+        return []
+    return [
+        (
+            f"random, any size (seed {draw['seed']})",
+            draw,
+            f"{record['steps']:,}",
+            record["retrain"]["learning_rate"],
+            draw["best_epoch"],
+            _code(draw["genotype_summary"]),
+        )
+        for draw in record["by_seed"]
     ]
 
 

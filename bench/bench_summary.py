@@ -20,7 +20,7 @@ ALMOST_ONE_CLASS = 0.98
 # constant as 0), so the constant baseline is known even where bench.json records no majority.
 ZERO_FOR_A_CONSTANT = ("pearson", "spearmanr", "matthews_correlation")
 PHASES = ("teacher", "knowledge", "search", "retrain")
-CONTROLS = ("random_genotype", "bag_of_embeddings", "bert_style")
+CONTROLS = ("random_genotype", "random_any_size", "bag_of_embeddings", "bert_style")
 
 
 def mean_std(values: list[float | None]) -> dict[str, Any]:
@@ -99,6 +99,9 @@ def task_summary(entry: dict[str, Any], source: str | None = None) -> dict[str, 
     }
     for name in CONTROLS:
         row[name], row[f"{name}_std"] = control_figure(entry.get(name), metric)
+    # The any-size draws differ in architecture: their mean size, beside their mean score.
+    draws = (entry.get("random_any_size") or {}).get("by_seed") or []
+    row["random_any_size_params"] = mean_std([d.get("params") for d in draws])["mean"]
     row |= {
         # How the BERT-style control was sized: bench.json files before the latency match
         # carry no "choice" and were matched by parameter count.

@@ -8,7 +8,7 @@ Usage (from the repository root, after scripts/setup.sh):
 
 Per task this is ``adabert run`` (the project's own ``prepare_task`` and ``run_one_task``: cached
 teacher knowledge, search, derive, retrain with KD), once per ``--seeds`` seed on the same
-prepared task, followed by three baselines trained with the same loss ((1 - γ)·CE + γ·KD on the
+prepared task, followed by four baselines trained with the same loss ((1 - γ)·CE + γ·KD on the
 teacher's final logits, through ``run_retrain``) for the same number of optimizer steps the
 searched student's weights received, once per seed (``bench.controls_per_seed``; their figure is
 the mean over the seeds, as the searched student's is):
@@ -17,6 +17,9 @@ the mean over the seeds, as the searched student's is):
   ``derive_genotype`` with the searched supernet's config, the one whose exact parameter count
   is closest to the searched student's (same number of cells when possible), trained from
   scratch with embeddings initialised from the teacher's tables as the searched supernet's are;
+- a random genotype of any size (``bench.random_any_size``): one genotype per seed drawn over the
+  whole search space whatever its cost, trained the same way: what a user gets without the
+  search, where the control above, sharing the searched student's size, isolates the arrangement;
 - a bag of embeddings (the floor, ``bench_floors``): the students' embedding layer, a masked mean
   over real tokens and a linear layer ([u, v, |u - v|, u * v] for pairs);
 - a BERT-style student of similar speed: ``BertForSequenceClassification`` of the candidate
@@ -54,6 +57,7 @@ from bench_baselines import (
     pick_bert_shape,
     pick_random_genotype,
     random_baseline,
+    random_genotype_any_size,
     searched_steps,
     transformer_flops,
 )
@@ -106,7 +110,13 @@ BENCH_DEFAULTS: dict[str, Any] = {
     # architecture, matched to the first seed's student) and reported as the mean over them,
     # so "searched vs control" compares two means over the same seeds, not a mean and one draw.
     "controls_per_seed": True,
+    # A genotype drawn over the whole space, whatever its cost, one per seed: what a user gets
+    # without the search (the random genotype above shares the searched student's size, so it
+    # measures the arrangement only).
+    "random_any_size": True,
 }
+# What each seed's any-size draw keeps beside its metrics: the draws differ in architecture.
+ANY_SIZE_PER_SEED = ("params", "flops", "genotype_hash", "genotype_summary")
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -295,6 +305,29 @@ def bench_task(
     phases["baseline_random"] = time.perf_counter() - clock
     random_student = random_result.pop("model")
 
+    any_size_result = None
+    if options["random_any_size"]:
+        print(f"== {task}: random genotype of any size", file=sys.stderr, flush=True)
+        clock = time.perf_counter()
+
+        def train_any_size(seed_cfg: RunConfig) -> dict[str, Any]:
+            # A new architecture per seed: the figure is what an unsearched pick scores on
+            # average, not one lucky or unlucky draw.
+            draw_seed = int(options["random_genotype_seed"]) + seed_cfg.run.seed
+            drawn = random_genotype_any_size(
+                config, seed=draw_seed, exclude_zero=cfg.search.exclude_zero, avoid=result.genotype
+            )
+            choice = {"any_size": True, "seed": draw_seed}
+            return random_baseline(
+                seed_cfg, prepared, config, budget, reporter, genotype=drawn, choice=choice
+            )
+
+        any_size_result = over_seeds(
+            train_any_size, cfg, control_seeds, metric, keep=ANY_SIZE_PER_SEED
+        )
+        any_size_result.pop("model")
+        phases["baseline_random_any_size"] = time.perf_counter() - clock
+
     print(f"== {task}: bag of embeddings", file=sys.stderr, flush=True)
     clock = time.perf_counter()
 
@@ -426,6 +459,7 @@ def bench_task(
         "seeds": seed_rows,
         "searched_over_seeds": {"metric": metric, **seed_scores},
         "random_genotype": random_result,
+        "random_any_size": any_size_result,
         "bag_of_embeddings": floor_result,
         "majority_baseline": majority,
         "bert_style": bert_result,
@@ -453,10 +487,13 @@ def speedup_ratios(ms: dict[str, float]) -> dict[str, float]:
     return ratios
 
 
-def over_seeds(train, cfg: RunConfig, seeds: list[int], metric: str) -> dict[str, Any]:
+def over_seeds(
+    train, cfg: RunConfig, seeds: list[int], metric: str, keep: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """A control trained with each seed (``train(cfg with that seed)`` -> its record): the
     first seed's record, its model kept (timed, saved), plus ``by_seed`` (every seed's dev
-    metrics and best epoch) and ``over_seeds`` (mean and population std of ``metric``)."""
+    metrics, best epoch and the record's ``keep`` fields) and ``over_seeds`` (mean and
+    population std of ``metric``)."""
     first, rows = None, []
     for seed in seeds:
         record = train(with_seed(cfg, seed))
@@ -465,7 +502,12 @@ def over_seeds(train, cfg: RunConfig, seeds: list[int], metric: str) -> dict[str
         else:
             del record["model"]
         rows.append(
-            {"seed": seed, "metrics": record["metrics"], "best_epoch": record["best_epoch"]}
+            {
+                "seed": seed,
+                "metrics": record["metrics"],
+                "best_epoch": record["best_epoch"],
+                **{k: record[k] for k in keep},
+            }
         )
     first["by_seed"] = rows
     first["over_seeds"] = {

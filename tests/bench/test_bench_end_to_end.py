@@ -53,13 +53,18 @@ def test_two_seeds_train_every_control_per_seed(tmp_path, demo_data_dir, tiny_te
     assert len(task["searched_over_seeds"]["values"]) == 2
     shares = [row["search_entropy_share"] for row in task["seeds"]]
     assert all(0.0 < share <= 1.0 for share in shares)
-    for control in ("random_genotype", "bag_of_embeddings", "bert_style"):
+    for control in ("random_genotype", "random_any_size", "bag_of_embeddings", "bert_style"):
         record = task[control]
         assert [row["seed"] for row in record["by_seed"]] == [1, 2], control
         values = [row["metrics"]["f1"] for row in record["by_seed"]]
         assert record["over_seeds"]["mean"] == pytest.approx(sum(values) / 2), control
         assert "model" not in record and "shape" not in record, control
-    # One architecture per control, picked once: the records of that pick are kept once.
+    # The any-size control draws one architecture per seed, each recorded beside its figures,
+    # none of them the searched genotype.
+    draws = task["random_any_size"]["by_seed"]
+    assert all(d["params"] > 0 and d["genotype_summary"] for d in draws)
+    assert task["searched"]["genotype_hash"] not in {d["genotype_hash"] for d in draws}
+    # Every other control has one architecture, picked once: its records are kept once.
     assert task["random_genotype"]["choice"]["samples"] == 20
     picked = task["bert_style"]["choice"]
     assert picked["chosen"] in {"1x32", "2x32"}
@@ -74,6 +79,8 @@ def test_two_seeds_train_every_control_per_seed(tmp_path, demo_data_dir, tiny_te
     markdown = (out / "bench.md").read_text()
     assert "± " in markdown and "| mrpc | 2 x 64 | 1 | 1 |" in markdown
     assert markdown.count("α entropy") == 2  # one per seed's genotype line
+    assert "| mrpc | random, any size (seed 1) |" in markdown
+    assert "| mrpc | random, any size (seed 2) |" in markdown
     # bench_report --render writes the same bench.md from bench.json and leaves bench.json be.
     saved = (out / "bench.json").read_bytes()
     (out / "bench.md").unlink()
@@ -99,6 +106,6 @@ def test_a_single_sentence_task_trains_every_control(tmp_path, demo_data_dir, ti
     assert main([*argv, "--seeds", "1", "--out", str(out)]) == 0
     (task,) = json.loads((out / "bench.json").read_text())["tasks"]
     assert task["status"] == "done", task.get("error")
-    for control in ("random_genotype", "bag_of_embeddings", "bert_style"):
+    for control in ("random_genotype", "random_any_size", "bag_of_embeddings", "bert_style"):
         assert 0.0 <= task[control]["metrics"]["accuracy"] <= 1.0, control
     assert "searched_equal_text_b1" not in task["latency_ms"]["threads=1"]

@@ -212,3 +212,23 @@ def test_a_control_trained_per_seed_is_reported_as_its_mean_and_spread(results):
     assert row["degenerate_controls"] == ["random_genotype"]
     assert bench_report.control_text(entry, "random_genotype") == "0.800 ± 0.022 (3 seeds)"
     assert bench_report.control_text(entry, "bag_of_embeddings") == "0.810"
+
+
+def test_the_any_size_control_gives_its_mean_score_and_mean_size(results):
+    entry = _new_format()
+    draws = [
+        {"seed": s, "metrics": {"f1": v}, "params": p, "genotype_hash": h}
+        for s, v, p, h in zip([1, 2, 3], [0.70, 0.76, 0.82], [4e6, 5e6, 9e6], "abc")
+    ]
+    entry["random_any_size"] = {
+        "by_seed": draws,
+        "over_seeds": {"metric": "f1", **mean_std([0.70, 0.76, 0.82])},
+    }
+    (results / "mrpc" / "bench.json").write_text(json.dumps({"tasks": [entry]}), encoding="utf-8")
+    rows = {r["task"]: r for r in summarize(results)}
+    assert rows["mrpc"]["random_any_size"] == pytest.approx(0.76)
+    assert rows["mrpc"]["random_any_size_std"] == pytest.approx(math.sqrt(0.0072 / 3))
+    assert rows["mrpc"]["random_any_size_params"] == pytest.approx(6e6)
+    # A file from before the control: null, never a figure no run measured.
+    assert rows["sst2"]["random_any_size"] is None
+    assert rows["sst2"]["random_any_size_params"] is None
