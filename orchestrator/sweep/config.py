@@ -268,7 +268,10 @@ def _toml_value(value: Any) -> str:
 def _load_raw(source: str) -> dict[str, Any]:
     """A built-in config name (``demo``) or a TOML file path."""
     if source in BUILTIN_CONFIGS:
-        text = resources.files("orchestrator").joinpath("configs", f"{source}.toml").read_text()
+        # The configs package itself, not "orchestrator": run by the `pytest` script, tests/ comes
+        # first on sys.path and its orchestrator/ folder makes "orchestrator" a namespace whose
+        # files() would look there first.
+        text = resources.files("orchestrator.configs").joinpath(f"{source}.toml").read_text()
         return tomllib.loads(text)
     return read_toml(source)
 

@@ -1,0 +1,1 @@
+"""Built-in sweep configs (``adabert sweep demo``), read with importlib.resources."""
