@@ -207,6 +207,7 @@ def joint_encoding_datasets(
         encoded.append(
             # The joint encoding rides in the student slots: (ids, mask, token types, mask).
             DistillationSet(
+                b_copies_a=False,  # slot b carries the token types
                 input_ids_a=columns["input_ids"],
                 attention_mask_a=columns["attention_mask"],
                 input_ids_b=columns["token_type_ids"],
@@ -246,14 +247,9 @@ def train_baseline(
     dev: DistillationSet,
     name: str,
     reporter: EpochCallback,
-    b_copies_a: bool | None = None,
 ) -> RetrainResult:
-    """The retrain phase's loop, loss and data order (seed + 2), with this budget.
-
-    ``b_copies_a``: whether slot b of ``train``/``dev`` is a copy of slot a (by default, as the
-    task's student inputs are). A joint-encoding set carries token types in slot b."""
-    if b_copies_a is None:
-        b_copies_a = not prepared.task.is_pair
+    """The retrain phase's loop, loss and data order (seed + 2), with this budget; each set is
+    batched as its ``b_copies_a`` says."""
 
     def report(event: EpochReport) -> None:
         reporter(dataclasses.replace(event, phase=name))
@@ -263,14 +259,12 @@ def train_baseline(
         prepared.task,
         train_loader=batch_loader(
             train,
-            b_copies_a=b_copies_a,
             batch_size=cfg.data.batch_size,
             shuffle=True,
             seed=cfg.run.seed + 2,
         ),
         dev_loader=batch_loader(
             dev,
-            b_copies_a=b_copies_a,
             batch_size=cfg.data.batch_size,
             shuffle=False,
             seed=cfg.run.seed,
@@ -391,7 +385,6 @@ def bert_baseline(cfg, prepared, config, options, budget, reporter, *, datasets,
         dev=dev,
         name="bert-style",
         reporter=reporter,
-        b_copies_a=False,  # (input_ids, mask, token_type_ids, mask): four columns
     )
     arch = model.config
     return {

@@ -134,14 +134,12 @@ def main(argv: list[str] | None = None) -> int:
             prepared.task,
             train_loader=batch_loader(
                 prepared.train,
-                b_copies_a=not prepared.task.is_pair,
                 batch_size=cfg.data.batch_size,
                 shuffle=True,
                 seed=cfg.run.seed,
             ),
             dev_loader=batch_loader(
                 prepared.dev,
-                b_copies_a=not prepared.task.is_pair,
                 batch_size=cfg.data.batch_size,
                 shuffle=False,
                 seed=cfg.run.seed,

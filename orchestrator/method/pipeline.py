@@ -255,8 +255,15 @@ def _prepare_task(cfg: RunConfig, *, on_progress: EpochCallback | None, progress
     return PreparedTask(
         task=task,
         primary_metric=f"dev/{primary_metric(task)}",
-        train=DistillationSet.join(train_columns, train_probes, train_logits),
-        dev=DistillationSet.join(dev_columns, knowledge.dev.probe_logits, knowledge.dev.logits),
+        train=DistillationSet.join(
+            train_columns, train_probes, train_logits, b_copies_a=not task.is_pair
+        ),
+        dev=DistillationSet.join(
+            dev_columns,
+            knowledge.dev.probe_logits,
+            knowledge.dev.logits,
+            b_copies_a=not task.is_pair,
+        ),
         vocab_size=len(tokenizer),
         teacher_dir=knowledge.teacher_dir,
         teacher_metrics={f"teacher/{k}": float(v) for k, v in teacher_metrics.items()},
@@ -358,10 +365,8 @@ def scratch_student(config: SupernetConfig, genotype: Genotype, tables) -> Deriv
 
 def _search_loaders(cfg: RunConfig, prepared: PreparedTask):
     """(weights loader, α loader or None, dev loader) of the search."""
-    batch_size, seed, copies = cfg.data.batch_size, cfg.run.seed, not prepared.task.is_pair
-    dev = batch_loader(
-        prepared.dev, b_copies_a=copies, batch_size=batch_size, shuffle=False, seed=seed
-    )
+    batch_size, seed = cfg.data.batch_size, cfg.run.seed
+    dev = batch_loader(prepared.dev, batch_size=batch_size, shuffle=False, seed=seed)
     if cfg.search.optimization == "alternating":
         # [PS]: first-order DARTS, weights on one half of the training set, α on the other.
         half = len(prepared.train) // 2
@@ -369,15 +374,11 @@ def _search_loaders(cfg: RunConfig, prepared: PreparedTask):
         w_part = torch.utils.data.Subset(prepared.train, order[:half].tolist())
         a_part = torch.utils.data.Subset(prepared.train, order[half:].tolist())
         return (
-            batch_loader(w_part, b_copies_a=copies, batch_size=batch_size, shuffle=True, seed=seed),
-            batch_loader(
-                a_part, b_copies_a=copies, batch_size=batch_size, shuffle=True, seed=seed + 1
-            ),
+            batch_loader(w_part, batch_size=batch_size, shuffle=True, seed=seed),
+            batch_loader(a_part, batch_size=batch_size, shuffle=True, seed=seed + 1),
             dev,
         )
-    train = batch_loader(
-        prepared.train, b_copies_a=copies, batch_size=batch_size, shuffle=True, seed=seed
-    )
+    train = batch_loader(prepared.train, batch_size=batch_size, shuffle=True, seed=seed)
     return train, None, dev
 
 
@@ -457,7 +458,6 @@ class TrialRunner:
         cfg = self.cfg
         loader = batch_loader(
             self.prepared.train,
-            b_copies_a=not self.prepared.task.is_pair,
             batch_size=cfg.data.batch_size,
             shuffle=True,
             seed=cfg.run.seed + 2,

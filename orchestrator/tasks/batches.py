@@ -30,13 +30,17 @@ COLUMNS = tuple(f.name for f in fields(Batch))
 
 
 class DistillationSet(TensorDataset):
-    """One split's rows: every ``Batch`` column, reachable by name (``data.labels``)."""
+    """One split's rows: every ``Batch`` column, reachable by name (``data.labels``).
 
-    def __init__(self, **columns: torch.Tensor) -> None:
+    ``b_copies_a``: slot b holds a copy of slot a (a single-sentence task's student inputs), set
+    where the rows are built, so every loader of the set batches it the same way (``collate``)."""
+
+    def __init__(self, *, b_copies_a: bool = False, **columns: torch.Tensor) -> None:
         missing = [name for name in COLUMNS if name not in columns]
         if missing or len(columns) != len(COLUMNS):
             raise ValueError(f"a DistillationSet needs exactly {COLUMNS}, got {sorted(columns)}")
         super().__init__(*(columns[name] for name in COLUMNS))
+        self.b_copies_a = b_copies_a
 
     def column(self, name: str) -> torch.Tensor:
         return self.tensors[COLUMNS.index(name)]
@@ -48,7 +52,12 @@ class DistillationSet(TensorDataset):
 
     @classmethod
     def join(
-        cls, columns: dict[str, torch.Tensor], probe_logits: torch.Tensor, logits: torch.Tensor
+        cls,
+        columns: dict[str, torch.Tensor],
+        probe_logits: torch.Tensor,
+        logits: torch.Tensor,
+        *,
+        b_copies_a: bool,
     ) -> DistillationSet:
         """Rows aligned by position: knowledge row i belongs to example i of the tokenised
         split."""
@@ -58,6 +67,7 @@ class DistillationSet(TensorDataset):
                 f"teacher knowledge has {len(probe_logits)} rows but the data has {n}: stale cache?"
             )
         return cls(
+            b_copies_a=b_copies_a,
             **{name: columns[name] for name in STUDENT_COLUMNS},
             labels=columns["labels"],
             teacher_probe_logits=probe_logits.float(),
@@ -79,12 +89,14 @@ def collate(rows, *, b_copies_a: bool = False) -> Batch:
 
 
 def batch_loader(
-    dataset, *, b_copies_a: bool, batch_size: int, shuffle: bool, seed: int
+    dataset, *, batch_size: int, shuffle: bool, seed: int, b_copies_a: bool | None = None
 ) -> DataLoader:
-    """Batches of ``dataset`` (a DistillationSet or a Subset of one); ``b_copies_a`` when its
-    slot b is a copy of slot a (a single-sentence task's student inputs, see ``collate``). The
-    shuffling generator is the loader's own, so its state alone decides the order (checkpoints
-    save it)."""
+    """Batches of ``dataset`` (a DistillationSet or a Subset of one), batched as its
+    ``b_copies_a`` says unless the argument overrides it (see ``collate``). The shuffling
+    generator is the loader's own, so its state alone decides the order (checkpoints save
+    it)."""
+    if b_copies_a is None:
+        b_copies_a = getattr(getattr(dataset, "dataset", dataset), "b_copies_a", False)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from orchestrator.tasks.batches import batch_loader, collate, trim_padding
+from orchestrator.tasks.batches import COLUMNS, DistillationSet, batch_loader, collate, trim_padding
 from searchspace import DerivedStudent, Genotype, SupernetConfig
 
 EDGES = [
@@ -60,6 +60,21 @@ def test_the_loader_batches_by_the_tasks_kind(pair):
     dataset = torch.utils.data.TensorDataset(*(torch.stack(c) for c in zip(*rows)))
     (batch,) = batch_loader(dataset, b_copies_a=not pair, batch_size=2, shuffle=False, seed=0)
     assert (batch.input_ids_b is batch.input_ids_a) is (not pair)
+
+
+@pytest.mark.parametrize("copies", [False, True])
+def test_the_loader_batches_a_set_as_the_set_says_through_a_subset_too(copies):
+    """The set is built knowing its layout (the pipeline joins a single-sentence task's rows with
+    ``b_copies_a=True``); every loader of it, or of a Subset of it, batches it that way."""
+    rows = [_row([2, 7, 3, 0], [2, 7, 3, 0]), _row([2, 9, 3, 0], [2, 9, 3, 0])]
+    columns = dict(zip(COLUMNS, (torch.stack(c) for c in zip(*rows))))
+    dataset = DistillationSet(b_copies_a=copies, **columns)
+    for data in (dataset, torch.utils.data.Subset(dataset, [0, 1])):
+        (batch,) = batch_loader(data, batch_size=2, shuffle=False, seed=0)
+        assert (batch.input_ids_b is batch.input_ids_a) is copies
+    # A set built without saying (the BERT-style control's joint encoding) keeps slot b its own.
+    (batch,) = batch_loader(DistillationSet(**columns), batch_size=2, shuffle=False, seed=0)
+    assert batch.input_ids_b is not batch.input_ids_a
 
 
 @pytest.mark.parametrize("encoding", ["joint", "siamese"])
