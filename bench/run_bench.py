@@ -77,13 +77,15 @@ from orchestrator.method.latency import add_equal_text, compare_latency
 from orchestrator.method.pipeline import (
     PreparedTask,
     TrialResult,
+    load_run_data,
     prepare_task,
     run_one_task,
     student_kind,
 )
 from orchestrator.method.run_folder import write_run_folder
+from orchestrator.preflight import check_task_inputs
 from orchestrator.progress import EpochCallback, console_reporter
-from orchestrator.tasks.data import load_task_data, progress_bars
+from orchestrator.tasks.data import progress_bars
 from orchestrator.tasks.registry import GLUE_TASKS, get_task
 from orchestrator.teacher.model import load_teacher
 
@@ -214,6 +216,36 @@ def task_config(settings: BenchSettings, task: str, glue_dir: Path) -> RunConfig
     pairs["task.name"] = task
     pairs["task.data_dir"] = str(folder)
     return build_config(merge_overrides(data, pairs))
+
+
+def own_task_config(settings: BenchSettings, path: str) -> RunConfig:
+    """A task of the user's own (``--own FILE``): the run config ``adabert run --config FILE``
+    reads, its [task] naming the files. bench.toml's run sections come first, so a short file
+    runs at the benchmark's budget with its teacher (fine-tuned on the task, as for GLUE); the
+    file wins over them, --set over both; no [tasks.<name>] table applies. The data is read and
+    the teacher checked against it here, before any long work."""
+    data = {section: dict(values) for section, values in settings.base.items()}
+    for section, values in read_toml(path).items():
+        data.setdefault(section, {}).update(_table(values, f"{path}: [{section}]"))
+    cfg = build_config(merge_overrides(data, settings.run_overrides))
+    check_task_inputs(cfg)
+    return cfg
+
+
+def task_configs(
+    settings: BenchSettings, glue_tasks: list[str], own_files: list[str], glue_dir: Path
+) -> tuple[dict[str, RunConfig], dict[str, str]]:
+    """Every task's config by name, GLUE tasks first, and the file each task of the user's own
+    came from; a name given twice is an error."""
+    configs = {task: task_config(settings, task, glue_dir) for task in glue_tasks}
+    own = {}
+    for path in own_files:
+        cfg = own_task_config(settings, path)
+        if cfg.task.name in configs:
+            raise UserInputError(f"{path}: task {cfg.task.name!r} is benchmarked twice")
+        configs[cfg.task.name] = cfg
+        own[cfg.task.name] = str(path)
+    return configs, own
 
 
 def with_seed(cfg: RunConfig, seed: int) -> RunConfig:
@@ -524,8 +556,10 @@ def _available(cfg: RunConfig, prepared: PreparedTask, split: str, used: int) ->
     limit = cfg.data.max_train_samples if split == "train" else cfg.data.max_dev_samples
     if limit is None or used < limit:
         return used  # no subsample was taken
+    whole = dataclasses.replace(cfg.data, max_train_samples=None, max_dev_samples=None)
     with progress_bars(cfg.run.progress_bar):
-        data = load_task_data(prepared.task, data_dir=cfg.task.data_dir, seed=cfg.run.seed)
+        # The run's own source (GLUE folder or the user's files), without the subsample.
+        data = load_run_data(dataclasses.replace(cfg, data=whole), prepared.task)
     return len(data[split])
 
 
@@ -543,10 +577,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tasks",
         nargs="+",
-        default=list(DEFAULT_TASKS),
+        default=None,
         choices=sorted(name for name, spec in GLUE_TASKS.items() if spec.glue is not None),
         metavar="TASK",
-        help=f"GLUE tasks, run in this order (default: {' '.join(DEFAULT_TASKS)})",
+        help=f"GLUE tasks, run in this order (default: {' '.join(DEFAULT_TASKS)}, or none when "
+        "--own is given)",
+    )
+    parser.add_argument(
+        "--own",
+        nargs="+",
+        default=[],
+        metavar="CONFIG",
+        help="tasks of your own, after the GLUE tasks: run configs as `adabert run --config` "
+        "reads them ([task] names the files and columns), layered over bench.toml's run "
+        "sections (its teacher is fine-tuned on the task unless the file names another; no "
+        "[tasks.<name>] applies), --set over both",
     )
     parser.add_argument(
         "--config",
@@ -585,7 +630,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = read_settings(args.config, args.set)
         # Validate every task's config before spending an hour on the first one.
-        configs = {task: task_config(settings, task, glue_dir) for task in args.tasks}
+        glue_tasks = args.tasks if args.tasks is not None else [] if args.own else DEFAULT_TASKS
+        configs, own = task_configs(settings, list(glue_tasks), args.own, glue_dir)
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -598,7 +644,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "command": shlex.join(["python", "bench/run_bench.py", *raw_args]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "tasks_requested": list(args.tasks),
+        "tasks_requested": list(configs),
+        "own_configs": own,  # task name -> the --own file it came from
         "complete": False,
         "teacher": next(iter(configs.values())).teacher.name_or_path,
         "machine": {

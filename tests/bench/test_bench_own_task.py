@@ -1,0 +1,149 @@
+"""run_bench.py --own: a task of the user's own (their files, their columns) benchmarked with
+every control, its config layered over bench.toml, its problems found before any work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from run_bench import build_parser, main, read_settings, task_configs
+
+from orchestrator.errors import UserInputError
+from orchestrator.sweep.config import demo_task_overrides
+from orchestrator.tasks.demo import write_demo_task
+
+BENCH_TOML = """
+[teacher]
+name_or_path = "{teacher}"
+epochs = 1.0
+probe_epochs = 1
+[data]
+augment_copies = 1
+max_seq_length = 32
+[supernet]
+max_cells = 2
+[search]
+epochs = 1
+max_steps_per_epoch = 2
+[retrain]
+epochs = 1
+max_steps_per_epoch = 2
+[run]
+cache_dir = "{cache}"
+latency_repeats = 1
+threads = 1
+progress_bar = false
+[bench]
+latency_threads = [1]
+random_genotype_samples = 20
+bert_layers = [1]
+bert_widths = [32]
+[tasks.mrpc]
+search.epochs = 9
+"""
+
+
+def write_own_task(root: Path, *, name: str = "mypairs", extra: str = "") -> Path:
+    """The demo paraphrase pairs as JSONL and a run config naming them, as a user writes it."""
+    folder = write_demo_task(root, "paraphrase", train_size=96, dev_size=48, seed=0, fmt="jsonl")
+    task = {k.split(".", 1)[1]: v for k, v in demo_task_overrides("paraphrase", folder).items()}
+    lines = ["[task]", f"name = {json.dumps(name)}"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in task.items()]
+    path = root / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def bench_toml(tmp_path, tiny_teacher_dir) -> Path:
+    path = tmp_path / "bench.toml"
+    path.write_text(BENCH_TOML.format(teacher=tiny_teacher_dir, cache=tmp_path / "cache"))
+    return path
+
+
+def test_own_config_layers_over_bench_toml_and_set_wins(tmp_path, bench_toml):
+    own = write_own_task(tmp_path, extra="[search]\nmax_steps_per_epoch = 5\n")
+    settings = read_settings(str(bench_toml), ["retrain.epochs=2"])
+    configs, files = task_configs(settings, [], [str(own)], tmp_path)
+    cfg = configs["mypairs"]
+    assert files == {"mypairs": str(own)}
+    assert cfg.task.train_file.endswith("train.jsonl") and cfg.task.text_b == "sentence2"
+    assert cfg.search.max_steps_per_epoch == 5  # the file over bench.toml
+    assert cfg.search.epochs == 1  # bench.toml; [tasks.mrpc]'s 9 is not this task's
+    assert cfg.retrain.epochs == 2  # --set over both
+    assert cfg.data.max_seq_length == 32 and cfg.teacher.epochs == 1.0  # bench.toml's budget
+
+
+def test_own_task_beside_glue_tasks_and_names_given_twice(tmp_path, bench_toml, demo_data_dir):
+    settings = read_settings(str(bench_toml), [])
+    own = write_own_task(tmp_path)
+    configs, files = task_configs(settings, ["mrpc"], [str(own)], demo_data_dir)
+    assert list(configs) == ["mrpc", "mypairs"] and list(files) == ["mypairs"]
+    assert configs["mrpc"].search.epochs == 9
+    clash = write_own_task(tmp_path / "b", name="mrpc")
+    with pytest.raises(UserInputError, match="'mrpc' is benchmarked twice"):
+        task_configs(settings, ["mrpc"], [str(clash)], demo_data_dir)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("", "config file not found"),  # the file itself is missing
+        ('[task]\ntext_b = "no_such_field"\n', "no_such_field"),
+        ('[task]\nlabels = ["yes", "no"]\n', "label"),
+        ('[task]\nname = "../x"\n', "task.name"),
+        ("search = 3\n", "must be a table"),
+    ],
+)
+def test_bad_own_task_exits_2_before_any_work(tmp_path, bench_toml, capsys, extra, message):
+    path = tmp_path / "missing.toml"
+    if extra:
+        path = write_own_task(tmp_path)
+        text = path.read_text(encoding="utf-8")
+        # TOML forbids a table twice: the bad values replace the [task] section's own.
+        if extra.startswith("[task]"):
+            key = extra.split("\n")[1].split(" = ")[0]
+            text = "\n".join(line for line in text.splitlines() if not line.startswith(key))
+            text = text.replace("[task]\n", extra, 1)
+        else:
+            text = extra + text
+        path.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    argv = ["--own", str(path), "--config", str(bench_toml), "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not out.exists()  # nothing half-written
+
+
+def test_own_replaces_the_default_glue_tasks():
+    parser = build_parser()
+    assert parser.parse_args([]).tasks is None and parser.parse_args([]).own == []
+    parsed = parser.parse_args(["--own", "a.toml", "b.toml"])
+    assert parsed.own == ["a.toml", "b.toml"] and parsed.tasks is None
+
+
+@pytest.mark.slow
+def test_own_pair_task_is_benchmarked_on_its_own_files(tmp_path, bench_toml):
+    own = write_own_task(tmp_path)
+    out = tmp_path / "out"
+    argv = ["--own", str(own), "--config", str(bench_toml), "--seeds", "1", "--out", str(out)]
+    assert main(argv) == 0
+    report = json.loads((out / "bench.json").read_text())
+    assert report["complete"] and report["tasks_requested"] == ["mypairs"]
+    assert report["own_configs"] == {"mypairs": str(own)}
+    (task,) = report["tasks"]
+    assert task["status"] == "done", task.get("error")
+    # Trained and scored on the user's rows: 96 train (+ one augmented copy each), 48 dev.
+    assert task["data"]["train_examples"] == task["data"]["train_available"] == 96
+    assert task["data"]["dev_examples"] == 48 and task["metric"] == "f1"
+    assert task["config"]["task"]["train_file"] == str(tmp_path / "paraphrase" / "train.jsonl")
+    for control in ("random_genotype", "random_any_size", "bag_of_embeddings", "bert_style"):
+        assert task[control]["by_seed"][0]["metrics"]["f1"] is not None, control
+    assert "searched_equal_text_b1" in task["latency_ms"]["threads=1"]  # timed as a pair task
+    markdown = (out / "bench.md").read_text()
+    assert "tasks of your own: mypairs" in markdown and f"`mypairs` from `{own}`" in markdown
+    targets = markdown.split("## Targets", 1)[1].splitlines()
+    target_row = next(line for line in targets if line.startswith("| mypairs | "))
+    assert "n/a" not in target_row.split("|")[2]  # held to the 90% retention target
