@@ -7,6 +7,7 @@ The teacher's WordPiece vocabulary is the demo generator's vocabulary, so genera
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,6 +112,7 @@ def ray_head():
         yield RayHead(jobs=address, gcs=f"127.0.0.1:{port}")
     finally:
         _stop(head)
+        shutil.rmtree(temp, ignore_errors=True)  # Ray's session logs, a few MB per run
 
 
 def _stop(head: subprocess.Popen) -> None:
