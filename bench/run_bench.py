@@ -220,11 +220,15 @@ def task_config(settings: BenchSettings, task: str, glue_dir: Path) -> RunConfig
 
 def own_task_config(settings: BenchSettings, path: str) -> RunConfig:
     """A task of the user's own (``--own FILE``): the run config ``adabert run --config FILE``
-    reads, its [task] naming the files. bench.toml's run sections come first, so a short file
-    runs at the benchmark's budget with its teacher (fine-tuned on the task, as for GLUE); the
-    file wins over them, --set over both; no [tasks.<name>] table applies. The data is read and
-    the teacher checked against it here, before any long work."""
+    reads, its [task] naming the files (and the task, else the file's stem names it).
+    bench.toml's run sections come first, so a short file runs at the benchmark's budget with
+    its teacher (fine-tuned on the task, as for GLUE); the file wins over them, --set over
+    both; no [tasks.<name>] table applies. The data is read and the teacher checked against it
+    here, before any long work."""
     data = {section: dict(values) for section, values in settings.base.items()}
+    # `adabert run --task NAME --config FILE` names the task on its command line; here the
+    # file's stem names it unless its [task] does (a name is checked to be an identifier).
+    data.setdefault("task", {})["name"] = Path(path).stem
     for section, values in read_toml(path).items():
         data.setdefault(section, {}).update(_table(values, f"{path}: [{section}]"))
     cfg = build_config(merge_overrides(data, settings.run_overrides))
@@ -589,7 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="CONFIG",
         help="tasks of your own, after the GLUE tasks: run configs as `adabert run --config` "
-        "reads them ([task] names the files and columns), layered over bench.toml's run "
+        "reads them ([task] names the files and columns; the task is named by its name or "
+        "else the file's stem), layered over bench.toml's run "
         "sections (its teacher is fine-tuned on the task unless the file names another; no "
         "[tasks.<name>] applies), --set over both",
     )

@@ -75,6 +75,19 @@ def test_own_config_layers_over_bench_toml_and_set_wins(tmp_path, bench_toml):
     assert cfg.data.max_seq_length == 32 and cfg.teacher.epochs == 1.0  # bench.toml's budget
 
 
+def test_a_file_without_a_task_name_names_the_task_by_its_stem(tmp_path, bench_toml):
+    named = write_own_task(tmp_path)
+    unnamed = tmp_path / "user_pairs.toml"
+    unnamed.write_text(named.read_text().replace('name = "mypairs"\n', ""), encoding="utf-8")
+    settings = read_settings(str(bench_toml), [])
+    configs, files = task_configs(settings, [], [str(unnamed)], tmp_path)
+    assert list(configs) == ["user_pairs"] and configs["user_pairs"].task.text_b == "sentence2"
+    hostile = tmp_path / "two words.toml"
+    hostile.write_text(unnamed.read_text(), encoding="utf-8")
+    with pytest.raises(UserInputError, match="task.name"):
+        task_configs(settings, [], [str(hostile)], tmp_path)
+
+
 def test_own_task_beside_glue_tasks_and_names_given_twice(tmp_path, bench_toml, demo_data_dir):
     settings = read_settings(str(bench_toml), [])
     own = write_own_task(tmp_path)
