@@ -5,6 +5,10 @@ Usage (from the repository root, after scripts/setup.sh):
     HF_HUB_OFFLINE=1 .venv/bin/python bench/run_bench.py --glue-dir ../shared/data/glue \
         --tasks sst2 mrpc rte cola stsb --config bench/bench.toml [--set k=v ...] [--out DIR] \
         [--seeds 1,2,3]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/run_bench.py --own my_task.toml [--seeds 1,2,3]
+
+``--own`` benchmarks a task of your own: a run config as ``adabert run --config`` reads it
+(``[task]`` names the files and columns), over bench.toml's run sections.
 
 Per task this is ``adabert run`` (the project's own ``prepare_task`` and ``run_one_task``: cached
 teacher knowledge, search, derive, retrain with KD), once per ``--seeds`` seed on the same

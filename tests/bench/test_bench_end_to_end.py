@@ -9,39 +9,10 @@ import pytest
 from bench_report import main as report_main
 from run_bench import main
 
-BUDGET = """
-[teacher]
-name_or_path = "{teacher}"
-epochs = 1.0
-probe_epochs = 1
-[data]
-augment_copies = 1
-max_seq_length = 32
-[supernet]
-max_cells = 2
-[search]
-epochs = 1
-max_steps_per_epoch = 2
-[retrain]
-epochs = 1
-max_steps_per_epoch = 2
-[run]
-cache_dir = "{cache}"
-latency_repeats = 1
-threads = 1
-progress_bar = false
-[bench]
-latency_threads = [1]
-random_genotype_samples = 20
-bert_layers = [1, 2]
-bert_widths = [32]
-"""
-
 
 @pytest.mark.slow
-def test_two_seeds_train_every_control_per_seed(tmp_path, demo_data_dir, tiny_teacher_dir):
-    config = tmp_path / "bench.toml"
-    config.write_text(BUDGET.format(teacher=tiny_teacher_dir, cache=tmp_path / "cache"))
+def test_two_seeds_train_every_control_per_seed(tmp_path, demo_data_dir, tiny_bench_toml):
+    config = tiny_bench_toml
     out = tmp_path / "out"
     argv = ["--glue-dir", str(demo_data_dir), "--tasks", "mrpc", "--config", str(config)]
     assert main([*argv, "--seeds", "1,2", "--out", str(out)]) == 0
@@ -96,11 +67,10 @@ def test_render_without_a_bench_json_exits_2(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_single_sentence_task_trains_every_control(tmp_path, demo_data_dir, tiny_teacher_dir):
+def test_a_single_sentence_task_trains_every_control(tmp_path, demo_data_dir, tiny_bench_toml):
     """SST-2: the CNN students share one sentence in slots a and b, the BERT-style control
     carries token types in slot b; each control must train on its own inputs."""
-    config = tmp_path / "bench.toml"
-    config.write_text(BUDGET.format(teacher=tiny_teacher_dir, cache=tmp_path / "cache"))
+    config = tiny_bench_toml
     out = tmp_path / "out"
     argv = ["--glue-dir", str(demo_data_dir), "--tasks", "sst2", "--config", str(config)]
     assert main([*argv, "--seeds", "1", "--out", str(out)]) == 0

@@ -13,36 +13,6 @@ from orchestrator.errors import UserInputError
 from orchestrator.sweep.config import demo_task_overrides
 from orchestrator.tasks.demo import write_demo_task
 
-BENCH_TOML = """
-[teacher]
-name_or_path = "{teacher}"
-epochs = 1.0
-probe_epochs = 1
-[data]
-augment_copies = 1
-max_seq_length = 32
-[supernet]
-max_cells = 2
-[search]
-epochs = 1
-max_steps_per_epoch = 2
-[retrain]
-epochs = 1
-max_steps_per_epoch = 2
-[run]
-cache_dir = "{cache}"
-latency_repeats = 1
-threads = 1
-progress_bar = false
-[bench]
-latency_threads = [1]
-random_genotype_samples = 20
-bert_layers = [1]
-bert_widths = [32]
-[tasks.mrpc]
-search.epochs = 9
-"""
-
 
 def write_own_task(root: Path, *, name: str = "mypairs", extra: str = "") -> Path:
     """The demo paraphrase pairs as JSONL and a run config naming them, as a user writes it."""
@@ -56,10 +26,11 @@ def write_own_task(root: Path, *, name: str = "mypairs", extra: str = "") -> Pat
 
 
 @pytest.fixture
-def bench_toml(tmp_path, tiny_teacher_dir) -> Path:
-    path = tmp_path / "bench.toml"
-    path.write_text(BENCH_TOML.format(teacher=tiny_teacher_dir, cache=tmp_path / "cache"))
-    return path
+def bench_toml(tiny_bench_toml) -> Path:
+    """The tiny budget, with a GLUE task's table that a task of your own must not pick up."""
+    with tiny_bench_toml.open("a", encoding="utf-8") as handle:
+        handle.write("[tasks.mrpc]\nsearch.epochs = 9\n")
+    return tiny_bench_toml
 
 
 def test_own_config_layers_over_bench_toml_and_set_wins(tmp_path, bench_toml):
