@@ -207,9 +207,7 @@ def _table(value: Any, where: str) -> dict[str, Any]:
 
 def task_config(settings: BenchSettings, task: str, glue_dir: Path) -> RunConfig:
     """bench.toml, then its [tasks.<task>] table, then --set; task name and folder last."""
-    data = {section: dict(values) for section, values in settings.base.items()}
-    for section, values in settings.per_task.get(task, {}).items():
-        data.setdefault(section, {}).update(_table(values, f"[tasks.{task}.{section}]"))
+    data = _layered(settings.base, settings.per_task.get(task, {}), f"[tasks.{task}.")
     layout = get_task(task).glue
     if layout is None:
         raise UserInputError(f"task {task!r} has no GLUE TSV layout")
@@ -222,6 +220,15 @@ def task_config(settings: BenchSettings, task: str, glue_dir: Path) -> RunConfig
     return build_config(merge_overrides(data, pairs))
 
 
+def _layered(base: dict[str, Any], layer: dict[str, Any], where: str) -> dict[str, Any]:
+    """RunConfig sections: ``layer``'s keys over ``base``'s, section by section (each of the
+    layer's sections must be a table; ``where`` + section name says whose)."""
+    data = {section: dict(values) for section, values in base.items()}
+    for section, values in layer.items():
+        data.setdefault(section, {}).update(_table(values, f"{where}{section}]"))
+    return data
+
+
 def own_task_config(settings: BenchSettings, path: str) -> RunConfig:
     """A task of the user's own (``--own FILE``): the run config ``adabert run --config FILE``
     reads, its [task] naming the files (and the task, else the file's stem names it).
@@ -229,12 +236,10 @@ def own_task_config(settings: BenchSettings, path: str) -> RunConfig:
     its teacher (fine-tuned on the task, as for GLUE); the file wins over them, --set over
     both; no [tasks.<name>] table applies. The data is read and the teacher checked against it
     here, before any long work."""
-    data = {section: dict(values) for section, values in settings.base.items()}
     # `adabert run --task NAME --config FILE` names the task on its command line; here the
     # file's stem names it unless its [task] does (a name is checked to be an identifier).
-    data.setdefault("task", {})["name"] = Path(path).stem
-    for section, values in read_toml(path).items():
-        data.setdefault(section, {}).update(_table(values, f"{path}: [{section}]"))
+    base = _layered(settings.base, {"task": {"name": Path(path).stem}}, "[")
+    data = _layered(base, read_toml(path), f"{path}: [")
     cfg = build_config(merge_overrides(data, settings.run_overrides))
     check_task_inputs(cfg)
     return cfg
