@@ -14,13 +14,24 @@ from orchestrator.sweep.config import demo_task_overrides
 from orchestrator.tasks.demo import write_demo_task
 
 
-def write_own_task(root: Path, *, name: str = "mypairs", extra: str = "") -> Path:
-    """The demo paraphrase pairs as JSONL and a run config naming them, as a user writes it."""
+def write_own_task(
+    root: Path,
+    *,
+    name: str | None = "mypairs",
+    file: str = "mypairs.toml",
+    extra: str = "",
+    prefix: str = "",
+    **task_changes,
+) -> Path:
+    """The demo paraphrase pairs as JSONL and a run config naming them, as a user writes it:
+    ``root/<file>``; ``task_changes`` replace [task] values (None drops one), ``prefix``
+    and ``extra`` are TOML text before and after it."""
     folder = write_demo_task(root, "paraphrase", train_size=96, dev_size=48, seed=0, fmt="jsonl")
     task = {k.split(".", 1)[1]: v for k, v in demo_task_overrides("paraphrase", folder).items()}
-    lines = ["[task]", f"name = {json.dumps(name)}"]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in task.items()]
-    path = root / f"{name}.toml"
+    task = {"name": name, **task, **task_changes}
+    lines = [prefix + "[task]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in task.items() if value is not None]
+    path = root / file
     path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
     return path
 
@@ -47,9 +58,7 @@ def test_own_config_layers_over_bench_toml_and_set_wins(tmp_path, bench_toml):
 
 
 def test_a_file_without_a_task_name_names_the_task_by_its_stem(tmp_path, bench_toml):
-    named = write_own_task(tmp_path)
-    unnamed = tmp_path / "user_pairs.toml"
-    unnamed.write_text(named.read_text().replace('name = "mypairs"\n', ""), encoding="utf-8")
+    unnamed = write_own_task(tmp_path, name=None, file="user_pairs.toml")
     settings = read_settings(str(bench_toml), [])
     configs, files = task_configs(settings, [], [str(unnamed)], tmp_path)
     assert list(configs) == ["user_pairs"] and configs["user_pairs"].task.text_b == "sentence2"
@@ -71,28 +80,20 @@ def test_own_task_beside_glue_tasks_and_names_given_twice(tmp_path, bench_toml, 
 
 
 @pytest.mark.parametrize(
-    "extra, message",
+    "changes, message",
     [
-        ("", "config file not found"),  # the file itself is missing
-        ('[task]\ntext_b = "no_such_field"\n', "no_such_field"),
-        ('[task]\nlabels = ["yes", "no"]\n', "label"),
-        ('[task]\nname = "../x"\n', "task.name"),
-        ("search = 3\n", "must be a table"),
+        (None, "config file not found"),  # the file itself is missing
+        ({"text_b": "no_such_field"}, "no_such_field"),
+        ({"labels": ["yes", "no"]}, "label"),
+        ({"name": "../x"}, "task.name"),
+        ({"prefix": "search = 3\n"}, "must be a table"),
     ],
 )
-def test_bad_own_task_exits_2_before_any_work(tmp_path, bench_toml, capsys, extra, message):
-    path = tmp_path / "missing.toml"
-    if extra:
-        path = write_own_task(tmp_path)
-        text = path.read_text(encoding="utf-8")
-        # TOML forbids a table twice: the bad values replace the [task] section's own.
-        if extra.startswith("[task]"):
-            key = extra.split("\n")[1].split(" = ")[0]
-            text = "\n".join(line for line in text.splitlines() if not line.startswith(key))
-            text = text.replace("[task]\n", extra, 1)
-        else:
-            text = extra + text
-        path.write_text(text, encoding="utf-8")
+def test_bad_own_task_exits_2_before_any_work(tmp_path, bench_toml, capsys, changes, message):
+    if changes is None:
+        path = tmp_path / "missing.toml"
+    else:
+        path = write_own_task(tmp_path / "own", **changes)
     out = tmp_path / "out"
     argv = ["--own", str(path), "--config", str(bench_toml), "--out", str(out)]
     assert main(argv) == 2
