@@ -636,6 +636,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _teachers_text(configs: dict[str, RunConfig]) -> str:
+    """The teacher every task starts from, or each task's when they differ (a task of your own
+    may name another); each task's entry records its fine-tuned teacher either way."""
+    names = {task: cfg.teacher.name_or_path for task, cfg in configs.items()}
+    if len(set(names.values())) == 1:
+        return next(iter(names.values()))
+    return ", ".join(f"{task}: {name}" for task, name in names.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     raw_args = sys.argv[1:] if argv is None else list(argv)
@@ -661,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
         "tasks_requested": list(configs),
         "own_configs": own,  # task name -> the --own file it came from
         "complete": False,
-        "teacher": next(iter(configs.values())).teacher.name_or_path,
+        "teacher": _teachers_text(configs),
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

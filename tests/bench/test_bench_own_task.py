@@ -3,11 +3,12 @@ every control, its config layered over bench.toml, its problems found before any
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
-from run_bench import build_parser, main, read_settings, task_configs
+from run_bench import _teachers_text, build_parser, main, read_settings, task_configs
 
 from orchestrator.errors import UserInputError
 from orchestrator.sweep.config import demo_task_overrides
@@ -74,6 +75,11 @@ def test_own_task_beside_glue_tasks_and_names_given_twice(tmp_path, bench_toml, 
     configs, files = task_configs(settings, ["mrpc"], [str(own)], demo_data_dir)
     assert list(configs) == ["mrpc", "mypairs"] and list(files) == ["mypairs"]
     assert configs["mrpc"].search.epochs == 9
+    shared = configs["mrpc"].teacher.name_or_path
+    assert _teachers_text(configs) == shared  # one teacher: named once
+    own_teacher = dataclasses.replace(configs["mypairs"].teacher, name_or_path="my/bert")
+    configs["mypairs"] = dataclasses.replace(configs["mypairs"], teacher=own_teacher)
+    assert _teachers_text(configs) == f"mrpc: {shared}, mypairs: my/bert"
     clash = write_own_task(tmp_path / "b", name="mrpc")
     with pytest.raises(UserInputError, match="'mrpc' is benchmarked twice"):
         task_configs(settings, ["mrpc"], [str(clash)], demo_data_dir)
