@@ -88,15 +88,11 @@ def collate(rows, *, b_copies_a: bool = False) -> Batch:
     return batch
 
 
-def batch_loader(
-    dataset, *, batch_size: int, shuffle: bool, seed: int, b_copies_a: bool | None = None
-) -> DataLoader:
+def batch_loader(dataset, *, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
     """Batches of ``dataset`` (a DistillationSet or a Subset of one), batched as its
-    ``b_copies_a`` says unless the argument overrides it (see ``collate``). The shuffling
-    generator is the loader's own, so its state alone decides the order (checkpoints save
-    it)."""
-    if b_copies_a is None:
-        b_copies_a = getattr(getattr(dataset, "dataset", dataset), "b_copies_a", False)
+    ``b_copies_a`` says (see ``collate``). The shuffling generator is the loader's own, so its
+    state alone decides the order (checkpoints save it)."""
+    b_copies_a = getattr(getattr(dataset, "dataset", dataset), "b_copies_a", False)
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,

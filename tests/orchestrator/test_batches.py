@@ -54,14 +54,6 @@ def test_a_pair_batch_of_repeated_sentences_is_still_two_sentences():
     assert torch.equal(ids_a, ids_b)
 
 
-@pytest.mark.parametrize("pair", [False, True])
-def test_the_loader_batches_by_the_tasks_kind(pair):
-    rows = [_row([2, 7, 3, 0], [2, 7, 3, 0]), _row([2, 9, 3, 0], [2, 9, 3, 0])]
-    dataset = torch.utils.data.TensorDataset(*(torch.stack(c) for c in zip(*rows)))
-    (batch,) = batch_loader(dataset, b_copies_a=not pair, batch_size=2, shuffle=False, seed=0)
-    assert (batch.input_ids_b is batch.input_ids_a) is (not pair)
-
-
 @pytest.mark.parametrize("copies", [False, True])
 def test_the_loader_batches_a_set_as_the_set_says_through_a_subset_too(copies):
     """The set is built knowing its layout (the pipeline joins a single-sentence task's rows with
