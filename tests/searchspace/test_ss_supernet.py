@@ -103,6 +103,23 @@ def test_gradients_reach_both_groups_with_hard_sample(pair_batch, efficiency_wei
     assert all(p.grad.abs().sum() > 0 for p in selected)
 
 
+def test_all_mode_with_a_hard_sample_trains_only_the_sampled_ops_weights(pair_batch):
+    """ "all" runs every op for α's gradient, but the forward weights of a hard sample are
+    one-hot, so an unsampled op's weights get no gradient (README, the collapse section)."""
+    torch.manual_seed(0)
+    model = AdaBertSupernet(_config(mixed_op_mode="all"))
+    edge_weights, depth_weights = model.sample_arch(0.5, generator=torch.Generator().manual_seed(2))
+    _loss(model, pair_batch, edge_weights, depth_weights).backward()
+    picked = model.config.primitives[int(edge_weights[0].argmax())]
+    for name, op in model.cells[0].edges["n2<-n0"].ops.items():
+        grads = [p.grad for p in op.parameters()]
+        if name == picked:
+            assert grads and all(g is not None and g.abs().sum() > 0 for g in grads), name
+        else:
+            assert all(g is None or torch.all(g == 0) for g in grads), name
+    assert torch.all(model.edge_logits.grad[0] != 0)  # yet every op's logit learns
+
+
 @pytest.mark.parametrize("efficiency_weight", [4.0, 0.0])
 def test_sampled_mode_gives_gradients_to_arch_params(pair_batch, efficiency_weight):
     torch.manual_seed(0)
