@@ -41,7 +41,8 @@ def test_scores_from_3_are_similar_and_the_config_loads(tmp_path, capsys):
     assert cfg.data.max_seq_length == stsb["data"]["max_seq_length"]
     assert cfg.teacher.epochs == stsb["teacher"]["epochs"]
     assert cfg.search.max_steps_per_epoch == bench["search"]["max_steps_per_epoch"]
-    assert cfg.supernet.max_cells == bench["supernet"]["max_cells"]
+    assert cfg.supernet.max_cells == stsb["supernet"]["max_cells"]  # over the base's
+    assert cfg.supernet.mixed_op_mode == bench["supernet"]["mixed_op_mode"]
 
 
 def test_a_glue_folder_without_sts_b_exits_2(tmp_path, capsys):
