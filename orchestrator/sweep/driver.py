@@ -290,6 +290,8 @@ def _run_tasks(plans, config: SweepConfig, *, address, env, folder, optuna_url, 
                         # Written here, not by the task: it may have run on another node.
                         write_json_atomically(folder / "tasks" / f"{plan.task}.json",
                                               summary.to_dict())  # fmt: skip
+                        # An earlier attempt's error must not outlive the task's success.
+                        (folder / "errors" / f"{plan.task}.txt").unlink(missing_ok=True)
                         summaries.append(summary)
                     except ray.exceptions.RayError as exc:
                         failures[plan.task] = _first_line(exc)

@@ -115,6 +115,17 @@ def test_a_killed_driver_and_a_failing_task_then_resume(tmp_path, tiny_teacher_d
     assert _parent_statuses(folder, name)["sentiment"] == "FINISHED"
     _assert_nothing_running(folder, name, (*healthy, "broken"))
 
+    # The cause mended (as a user frees a full disk), the next resume completes the task.
+    shutil.copy(tiny_teacher_dir / "model.safetensors", broken / "model.safetensors")
+    mended = run(adabert("sweep", str(folder), "--resume"), cwd=tmp_path, timeout=600)
+    assert mended.returncode == 0, mended.stdout[-6000:]
+    outcome = summary(folder)
+    assert outcome["state"] == "complete" and not outcome["failures"]
+    assert sorted(t["task"] for t in outcome["tasks"]) == ["broken", "sentiment"]
+    assert not (folder / "errors" / "broken.txt").exists()  # no stale error beside a result
+    assert _parent_statuses(folder, name) == {"sentiment": "FINISHED", "broken": "FINISHED"}
+    _assert_nothing_running(folder, name, (*healthy, "broken"))
+
 
 def _trial_workers(sid: int) -> list[int]:
     workers = []
