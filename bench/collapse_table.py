@@ -63,6 +63,11 @@ ARMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "P-DARTS",
         ("search.param_free_dropout=0.3",),
     ),
+    "all_ops_warmup": (
+        "every op and depth trains on every warm-up step (uniform mixture)",
+        "issue 10's list; DARTS's relaxation",
+        ("search.warmup_all_ops=true",),
+    ),
     "no_aug": (
         "no augmented copies (the training set alone)",
         "the paper's 'no DA' rows",
@@ -74,7 +79,7 @@ ARMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 # share one prepared task.
 PREPARE_SECTIONS = ("task", "data", "teacher", "run")
 
-# The README's table; beta8 and no_aug are there for a user's own questions.
+# The README's table; beta8, all_ops_warmup and no_aug are there for a user's own questions.
 DEFAULT_ARMS = ("default", "no_warmup", "beta0", "cap2", "ramp", "pf_dropout")
 
 

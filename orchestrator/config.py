@@ -135,6 +135,13 @@ class SearchSection:
     # depth or op trained first (the embedding-only head learns fastest) wins because it is
     # sampled, hence trained, most. 0 reproduces the authors' joint optimisation from step one.
     arch_warmup_fraction: float = 0.2
+    # Ours (the issue's "train every op during warm-up"; DARTS's continuous relaxation at a
+    # uniform α): in the warm-up epochs every op on every edge runs and trains, mixed with
+    # uniform weights, and every depth's head trains. A hard Gumbel sample trains only the op
+    # it picks, in either mixed_op_mode, so a convolution gets about 1 warm-up step in 10 while
+    # pooling needs none. A warm-up step then costs about ten sampled steps. False = the
+    # warm-up samples as the search does (AdaBERT's sources have no warm-up).
+    warmup_all_ops: bool = False
     # Collapse guards against parameter-free ops (pooling, identity, zero) winning the search.
     # P-DARTS (Chen et al. 2019) keeps at most M = 2 skips at derive time; here the cap covers
     # every parameter-free op of the derived cell, the excess ones take their best

@@ -7,13 +7,14 @@ so the same forward serves Gumbel samples, soft relaxations and one-hot genotype
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import nn
 
-from searchspace.cells import SearchCell
+from searchspace.cells import MixedOp, SearchCell
 from searchspace.config import SupernetConfig
 from searchspace.embeddings import StudentEmbedding
 from searchspace.genotype import Genotype, derive_genotype
@@ -54,6 +55,23 @@ class AdaBertSupernet(nn.Module):
         # Set by the search, not part of SupernetConfig (which student packages save): drop
         # probability of parameter-free op outputs in training mode (P-DARTS; see MixedOp).
         self.param_free_dropout = 0.0
+        self._all_ops = False  # see every_op_runs
+
+    @contextlib.contextmanager
+    def every_op_runs(self):
+        """Inside: every op of every edge and every depth runs, whatever mixed_op_mode says;
+        with soft weights each op then trains (the search's all-ops warm-up)."""
+        mixed = [m for m in self.modules() if isinstance(m, MixedOp)]
+        modes = [m.mode for m in mixed]
+        self._all_ops = True
+        for m in mixed:
+            m.mode = "all"
+        try:
+            yield
+        finally:
+            self._all_ops = False
+            for m, mode in zip(mixed, modes):
+                m.mode = mode
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [self.edge_logits, self.depth_logits]
@@ -113,7 +131,8 @@ class AdaBertSupernet(nn.Module):
         needs every term_k). Only up to the sampled K in "sampled" mode (GDAS-style: gradient
         through the selected entry only) and for constant weights (evaluating a genotype).
         """
-        if self.config.mixed_op_mode == "sampled" or not depth_weights.requires_grad:
+        sampled = self.config.mixed_op_mode == "sampled" and not self._all_ops
+        if sampled or not depth_weights.requires_grad:
             return int(depth_weights.detach().argmax()) + 1
         return self.config.max_cells
 

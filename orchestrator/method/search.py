@@ -114,11 +114,25 @@ def efficiency_ramp(
 
 
 def sampled_loss(
-    supernet, objective, batch: Batch, temperature: float, generator, efficiency_scale=1.0
+    supernet,
+    objective,
+    batch: Batch,
+    temperature: float,
+    generator,
+    efficiency_scale=1.0,
+    *,
+    all_ops: bool = False,
 ):
-    """The objective under one Gumbel sample of the architecture."""
-    edge_w, depth_w = supernet.sample_arch(temperature, generator=generator)
-    output = supernet(*batch.student_inputs(), edge_weights=edge_w, depth_weights=depth_w)
+    """The objective under one Gumbel sample of the architecture, or with ``all_ops`` under
+    the soft, noiseless weights softmax(α / T), every op and depth running and training (the
+    warm-up of ``search.warmup_all_ops``; α is frozen there, so the weights stay uniform)."""
+    if all_ops:
+        edge_w, depth_w = supernet.sample_arch(temperature, noise=False, hard=False)
+        with supernet.every_op_runs():
+            output = supernet(*batch.student_inputs(), edge_weights=edge_w, depth_weights=depth_w)
+    else:
+        edge_w, depth_w = supernet.sample_arch(temperature, generator=generator)
+        output = supernet(*batch.student_inputs(), edge_weights=edge_w, depth_weights=depth_w)
     return objective(
         output,
         batch.labels,
@@ -205,9 +219,18 @@ class SearchPhase:
             ramp_fraction=self.cfg.efficiency_ramp_fraction,
         )
 
+    def _all_ops(self, update_arch: bool) -> bool:
+        return self.cfg.warmup_all_ops and not update_arch
+
     def joint_step(self, batch: Batch, *, temperature: float, update_arch: bool, scale=1.0):
         terms = sampled_loss(
-            self.supernet, self.objective, batch, temperature, self.generator, scale
+            self.supernet,
+            self.objective,
+            batch,
+            temperature,
+            self.generator,
+            scale,
+            all_ops=self._all_ops(update_arch),
         )
         optimisers = (self.w_opt, self.a_opt) if update_arch else (self.w_opt,)
         optimiser_step(terms.total, optimisers, self.params, self.cfg.grad_clip)
@@ -217,7 +240,13 @@ class SearchPhase:
         self, batch: Batch, *, temperature: float, update_arch: bool, arch, scale=1.0
     ):
         terms = sampled_loss(
-            self.supernet, self.objective, batch, temperature, self.generator, scale
+            self.supernet,
+            self.objective,
+            batch,
+            temperature,
+            self.generator,
+            scale,
+            all_ops=self._all_ops(update_arch),
         )
         optimiser_step(terms.total, (self.w_opt,), self.params, self.cfg.grad_clip)
         if update_arch:

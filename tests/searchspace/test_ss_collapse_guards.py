@@ -8,10 +8,12 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from losses import AdaBertObjective, LossConfig
+from losses.objective import LossTerms
 from orchestrator.config import SearchSection, build_config, load_config
 from orchestrator.errors import UserInputError
 from orchestrator.method import search as search_module
 from orchestrator.method.search import SearchPhase, efficiency_ramp
+from orchestrator.tasks.batches import Batch
 from searchspace import SupernetConfig, derive_genotype
 from searchspace.cells import MixedOp
 from searchspace.genotype import edge_list
@@ -392,6 +394,88 @@ def test_supernet_dropout_is_set_by_the_search_and_off_in_eval():
     assert torch.equal(forward().logits_per_depth, evaluated)
     model.train()
     assert torch.equal(forward().logits_per_depth, plain)
+
+
+# ---------------------------------------------------------------------------------------------
+# all-ops warm-up: every op trains on every warm-up step
+
+
+def _op_grads(supernet: AdaBertSupernet) -> dict[str, bool]:
+    """Whether each parametrised op of cell 0's first edge got a non-zero weight gradient."""
+    edge = supernet.cells[0].edges["n2<-n0"]
+    return {
+        name: any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in op.parameters())
+        for name, op in edge.ops.items()
+        if any(True for _ in op.parameters())
+    }
+
+
+def _warmup_loss(all_ops: bool) -> AdaBertSupernet:
+    torch.manual_seed(0)
+    config = SupernetConfig(
+        vocab_size=30, max_positions=16, hidden_size=8, max_cells=3, mixed_op_mode="sampled"
+    )
+    supernet = AdaBertSupernet(config)
+    objective = AdaBertObjective(LossConfig(), config, seq_len=5)
+    ids = torch.randint(1, 30, (4, 5), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones(4, 5)
+    batch = Batch(
+        ids, mask, ids, mask, torch.tensor([0, 1, 0, 1]), torch.zeros(4, 4, 2), torch.zeros(4, 2)
+    )
+    calls: list[int] = []
+    forward = supernet.forward
+
+    def spy(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        calls.append(out.logits_per_depth.shape[0])
+        return out
+
+    supernet.forward = spy
+    terms = search_module.sampled_loss(
+        supernet, objective, batch, 1.0, torch.Generator().manual_seed(2), all_ops=all_ops
+    )
+    terms.total.backward()
+    supernet.depths_run = calls
+    return supernet
+
+
+def test_all_ops_warm_up_trains_every_op_and_every_depth_then_sampling_resumes():
+    warm = _warmup_loss(all_ops=True)
+    assert all(_op_grads(warm).values()), _op_grads(warm)
+    assert warm.depths_run == [3]  # every depth's head, though the config samples one depth
+    assert {m.mode for m in warm.modules() if isinstance(m, MixedOp)} == {"sampled"}  # restored
+    sampled = _warmup_loss(all_ops=False)
+    assert sum(_op_grads(sampled).values()) <= 1  # a hard sample trains one op, if any
+    assert sampled.depths_run[0] <= 3
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step")
+def test_search_phase_runs_all_ops_only_in_the_warm_up(monkeypatch):
+    cfg = SearchSection(epochs=4, arch_warmup_fraction=0.5, warmup_all_ops=True)
+    phase = _tiny_phase(cfg, batches=2)
+    seen: list[bool] = []
+
+    def fake_train_epoch(loader, step, *, limit, desc, progress):
+        for _ in range(len(loader)):
+            step(None)
+        return {}, len(loader)
+
+    def fake_loss(supernet, objective, batch, temperature, generator, scale=1.0, *, all_ops):
+        seen.append(all_ops)
+        return LossTerms(*(torch.zeros((), requires_grad=True),) * 6)
+
+    monkeypatch.setattr(search_module, "train_epoch", fake_train_epoch)
+    monkeypatch.setattr(search_module, "evaluate", lambda *a, **k: {"dev/accuracy": 0.5})
+    monkeypatch.setattr(search_module, "sampled_loss", fake_loss)
+    monkeypatch.setattr(search_module, "optimiser_step", lambda *a, **k: None)
+    for _ in range(4):
+        phase.run_epoch()
+    assert seen == [True] * 4 + [False] * 4  # 2 warm-up epochs of 2 steps, then 2 searching
+    off = _tiny_phase(SearchSection(epochs=4, arch_warmup_fraction=0.5), batches=2)
+    seen.clear()
+    for _ in range(4):
+        off.run_epoch()
+    assert seen == [False] * 8
 
 
 # ---------------------------------------------------------------------------------------------
