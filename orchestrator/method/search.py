@@ -219,19 +219,21 @@ class SearchPhase:
             ramp_fraction=self.cfg.efficiency_ramp_fraction,
         )
 
-    def _all_ops(self, update_arch: bool) -> bool:
-        return self.cfg.warmup_all_ops and not update_arch
-
-    def joint_step(self, batch: Batch, *, temperature: float, update_arch: bool, scale=1.0):
-        terms = sampled_loss(
+    def _weights_loss(self, batch: Batch, temperature: float, update_arch: bool, scale: float):
+        """The loss of a weights step: all ops in the warm-up when warmup_all_ops is on (α
+        frozen there), one Gumbel sample otherwise."""
+        return sampled_loss(
             self.supernet,
             self.objective,
             batch,
             temperature,
             self.generator,
             scale,
-            all_ops=self._all_ops(update_arch),
+            all_ops=self.cfg.warmup_all_ops and not update_arch,
         )
+
+    def joint_step(self, batch: Batch, *, temperature: float, update_arch: bool, scale=1.0):
+        terms = self._weights_loss(batch, temperature, update_arch, scale)
         optimisers = (self.w_opt, self.a_opt) if update_arch else (self.w_opt,)
         optimiser_step(terms.total, optimisers, self.params, self.cfg.grad_clip)
         return terms.as_floats()
@@ -239,15 +241,7 @@ class SearchPhase:
     def alternating_step(
         self, batch: Batch, *, temperature: float, update_arch: bool, arch, scale=1.0
     ):
-        terms = sampled_loss(
-            self.supernet,
-            self.objective,
-            batch,
-            temperature,
-            self.generator,
-            scale,
-            all_ops=self._all_ops(update_arch),
-        )
+        terms = self._weights_loss(batch, temperature, update_arch, scale)
         optimiser_step(terms.total, (self.w_opt,), self.params, self.cfg.grad_clip)
         if update_arch:
             arch_batch = next(arch, None)
