@@ -141,8 +141,8 @@ class SearchSection:
     # it picks, in either mixed_op_mode, so a convolution gets about 1 warm-up step in 10 while
     # pooling needs none. A warm-up step then costs about ten sampled steps. False = the
     # warm-up samples as the search does (AdaBERT's sources have no warm-up). Off by default:
-    # on SST-2 it left the search's answer unchanged at 3.4 times the search time (README,
-    # the collapse table).
+    # on SST-2 and MRPC it left the search's score unchanged at about three times the search
+    # time (README, the collapse table).
     warmup_all_ops: bool = False
     # Collapse guards against parameter-free ops (pooling, identity, zero) winning the search.
     # P-DARTS (Chen et al. 2019) keeps at most M = 2 skips at derive time; here the cap covers
