@@ -151,6 +151,13 @@ class SearchSection:
     # pooling cells matched convolution cells on the demo tasks at a third of the cost
     # (README, "The collapse"), and the cap makes every student conv-heavy and slow.
     max_param_free_edges: int | None = None
+    # Ours: derive-time candidates ranked on dev. Besides the genotype derived under
+    # max_param_free_edges, derive one more from the same α under each cap listed here (at most
+    # that many parameter-free edges per cell); every distinct candidate is retrained with the
+    # same data order and steps, and the student with the best dev score is kept. The cap then
+    # becomes a choice the task's data makes, not a fixed M. Each extra candidate costs one
+    # more retrain. () = the argmax genotype only (AdaBERT's sources).
+    candidate_param_free_caps: tuple[int, ...] = ()
     # Ours: β ramps linearly from 0 once α starts learning, reaching the full β after this
     # share of the search steps ("warm up with β ramped from 0"). 0 = full β from the start.
     efficiency_ramp_fraction: float = 0.0
@@ -187,6 +194,12 @@ class SearchSection:
             "search.max_param_free_edges",
             self.max_param_free_edges,
             ">= 0 or unset",
+        )
+        _check(
+            all(cap >= 0 for cap in self.candidate_param_free_caps),
+            "search.candidate_param_free_caps",
+            list(self.candidate_param_free_caps),
+            "a list of integers >= 0",
         )
         for name in ("efficiency_ramp_fraction", "param_free_dropout"):
             value = getattr(self, name)

@@ -25,8 +25,9 @@ from losses.objective import AdaBertObjective
 from orchestrator import storage
 from orchestrator.config import RunConfig, TaskSection
 from orchestrator.errors import UserInputError
+from orchestrator.method.candidates import CandidateRanking, candidate_genotypes
 from orchestrator.method.latency import add_equal_text, compare_latency
-from orchestrator.method.retrain import RetrainPhase
+from orchestrator.method.retrain import RetrainPhase, RetrainResult
 from orchestrator.method.search import SearchPhase, undecided_check
 from orchestrator.progress import EpochCallback, EpochReport
 from orchestrator.tasks.augment import AugmentSettings, default_copies, default_substitute_prob
@@ -423,20 +424,30 @@ class TrialRunner:
             progress=cfg.run.progress_bar,
         )
         self.retrain: RetrainPhase | None = None
+        self.ranking: CandidateRanking | None = None
 
     @property
     def completed_epochs(self) -> int:
-        return self.search.epoch + (self.retrain.epoch if self.retrain is not None else 0)
+        done = self.search.epoch
+        if self.ranking is not None:
+            done += self.ranking.index * self.cfg.retrain.epochs
+        return done + (self.retrain.epoch if self.retrain is not None else 0)
 
     def epochs(self) -> Iterator[EpochReport]:
         """Run the remaining epochs, yielding after each (the state is consistent there)."""
         while not self.search.done:
             yield self._timed("search", self.search.run_epoch)
-        if self.retrain is None:
-            self._timed("retrain", lambda: self._start_retrain(self._student_from_search()))
-        self._timed("retrain", self.retrain.start)
-        while not self.retrain.done:
-            yield self._timed("retrain", self.retrain.run_epoch)
+        if self.ranking is None:
+            self._timed("retrain", self._start_ranking)
+        while not self.ranking.done:
+            if self.retrain is None:
+                self._timed("retrain", lambda: self._start_retrain(self._candidate_student()))
+            self._timed("retrain", self.retrain.start)
+            while not self.retrain.done:
+                yield self._timed("retrain", self.retrain.run_epoch)
+            self.ranking.record(self.retrain)
+            if not self.ranking.done:
+                self.retrain = None
 
     def _timed(self, phase: str, step):
         started = time.perf_counter()
@@ -447,12 +458,22 @@ class TrialRunner:
                 self.phase_seconds.get(phase, 0.0) + time.perf_counter() - started
             )
 
-    def _student_from_search(self) -> DerivedStudent:
+    def _start_ranking(self) -> None:
         search = self.search.result()
         self.supernet.load_state_dict(search.supernet_state)
+        candidates = candidate_genotypes(search.genotype, self.supernet, self.cfg.search)
+        self.ranking = CandidateRanking(candidates, self.prepared.primary_metric)
+
+    def _candidate_student(self) -> DerivedStudent:
+        """The current candidate as the retrain starts it; the supernet holds the search's
+        best epoch."""
+        genotype = self.ranking.current
+        if self.ranking.index > 0:
+            # A later candidate's initial weights do not depend on how the earlier ones trained.
+            torch.manual_seed(self.cfg.run.seed + self.ranking.index)
         if self.cfg.retrain.mode == "inherit":
-            return DerivedStudent.from_supernet(self.supernet, search.genotype)
-        return scratch_student(self.config, search.genotype, self.tables)
+            return DerivedStudent.from_supernet(self.supernet, genotype)
+        return scratch_student(self.config, genotype, self.tables)
 
     def _start_retrain(self, student: DerivedStudent) -> None:
         cfg = self.cfg
@@ -481,13 +502,16 @@ class TrialRunner:
             retrain["genotype"] = self.retrain.student.genotype.to_dict()
         search = self.search.state_dict()
         if retrain is not None:
-            # The retrain no longer needs the supernet: keep the search's record, not its weights.
+            # The retrain no longer needs the supernet: keep the search's record, and the best
+            # epoch's weights only while a later candidate may inherit them.
             search = {k: v for k, v in search.items() if k not in ("supernet", "w_opt", "a_opt")}
-            search["best"] = {k: v for k, v in search["best"].items() if k != "state"}
+            if self.ranking.index + 1 >= len(self.ranking.candidates):
+                search["best"] = {k: v for k, v in search["best"].items() if k != "state"}
         return {
             "format": STATE_FORMAT,
             "search": search,
             "retrain": retrain,
+            "ranking": self.ranking.state_dict() if self.ranking is not None else None,
             "torch_rng": torch.get_rng_state(),
             "phase_seconds": dict(self.phase_seconds),
         }
@@ -502,7 +526,12 @@ class TrialRunner:
             self.search.epoch = int(state["search"]["epoch"])
             self.search.best = state["search"]["best"]
             self.search.history = list(state["search"]["history"])
+            if "state" in self.search.best:
+                self.supernet.load_state_dict(self.search.best["state"])
             genotype = Genotype.from_dict(retrain["genotype"])
+            self.ranking = CandidateRanking([genotype], self.prepared.primary_metric)
+            if state.get("ranking") is not None:
+                self.ranking.load_state_dict(state["ranking"])
             self._start_retrain(DerivedStudent(self.config, genotype))
             self.retrain.load_state_dict(retrain)
         torch.set_rng_state(state["torch_rng"])
@@ -510,11 +539,15 @@ class TrialRunner:
 
     def result(self) -> TrialResult:
         prepared = self.prepared
-        if self.retrain is None or not self.retrain.done:
+        if self.ranking is None or not self.ranking.done:
             raise RuntimeError("the trial has epochs left to run")
         best = self.search.best
-        retrain = self.retrain.result()
-        student = self.retrain.student
+        chosen = self.ranking.best
+        retrain = RetrainResult(chosen["epoch"], dict(chosen["metrics"]), list(chosen["history"]))
+        student = self.retrain.student  # the last candidate, with its best epoch's weights
+        if chosen["index"] != self.ranking.index:
+            student = DerivedStudent(self.config, Genotype.from_dict(chosen["genotype"]))
+            student.load_state_dict(chosen["student"])
         seq_len = self.cfg.data.max_seq_length
         metrics = {
             **retrain.dev_metrics,
@@ -525,6 +558,8 @@ class TrialRunner:
             "student/params": float(student.num_parameters()),
             "student/flops": float(student.flops(seq_len)),
             "student/num_cells": float(student.genotype.num_cells),
+            "derive/candidates": float(len(self.ranking.candidates)),
+            "derive/chosen": float(chosen["index"]),
             "teacher/params": float(prepared.teacher_params),
             "compression": prepared.teacher_params / student.num_parameters(),
         }
@@ -551,7 +586,11 @@ class TrialRunner:
             metrics=metrics,
             primary_metric=prepared.primary_metric,
             phase_seconds=dict(self.phase_seconds),
-            history={"search": list(self.search.history), "retrain": retrain.history},
+            history={
+                "search": list(self.search.history),
+                "retrain": retrain.history,
+                "candidates": list(self.ranking.scores),
+            },
             supernet_config=self.config,
             teacher_metric=prepared.teacher_metric,
             teacher_score=prepared.teacher_score,

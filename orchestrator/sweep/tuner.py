@@ -150,7 +150,8 @@ def _tuner(plan: TaskPlan, trial_plan: TrialPlan, prepared: PreparedTask) -> tun
         return tune.Tuner.restore(
             experiment, trainable=function, resume_unfinished=True, resume_errored=True
         )
-    max_iterations = cfg.search.epochs + cfg.retrain.epochs + 1  # + the final report
+    candidates = 1 + len(cfg.search.candidate_param_free_caps)  # at most: duplicates drop out
+    max_iterations = cfg.search.epochs + candidates * cfg.retrain.epochs + 1  # + final report
     searcher = make_searcher(
         space=plan.space,
         base=plan.base_config,

@@ -8,6 +8,8 @@ import torch
 
 from orchestrator.config import load_config
 from orchestrator.method.pipeline import TrialRunner, prepare_task, run_one_task
+from orchestrator.tasks.evaluation import evaluate, selection_key
+from searchspace.genotype import Edge, Genotype
 
 pytestmark = pytest.mark.slow  # every test trains (about 25 s together)
 
@@ -302,3 +304,91 @@ def test_the_result_reads_the_constant_check_of_the_kept_epoch_without_predictin
     teacher = prepared.teacher_score
     if teacher is not None and teacher > 0.5:
         assert metrics["retention_above_baseline"] == pytest.approx((0.79 - 0.5) / (teacher - 0.5))
+
+
+# --- derive-time candidates (search.candidate_param_free_caps) -----------------------------
+
+
+def _two_candidates(monkeypatch) -> None:
+    """The searched genotype and its twin with one convolution on every kept edge: two
+    candidates whatever α the tiny search ends with."""
+
+    def candidates(searched, supernet, cfg):
+        op = "std_conv_3" if "std_conv_3" not in searched.edge_ops().values() else "avg_pool_3"
+        edges = tuple(Edge(e.target, e.source, op) for e in searched.edges)
+        return [searched, Genotype(edges, searched.num_cells, searched.nodes_per_cell)]
+
+    monkeypatch.setattr("orchestrator.method.pipeline.candidate_genotypes", candidates)
+
+
+def _ranked(overrides, *extra) -> list[str]:
+    return [*overrides, "search.epochs=2", "retrain.epochs=2", *extra]
+
+
+def test_every_candidate_is_retrained_and_the_one_best_on_dev_is_kept(setup, monkeypatch):
+    cfg, prepared, overrides = setup
+    _two_candidates(monkeypatch)
+    cfg = load_config(None, _ranked(overrides))
+    runner, events = TrialRunner(cfg, prepared), []
+    result = run_one_task(cfg, prepared, runner=runner, on_epoch=events.append)
+
+    phases = [(e.phase, e.epoch) for e in events]
+    assert phases == [("search", 1), ("search", 2), *[("retrain", 1), ("retrain", 2)] * 2]
+    assert runner.completed_epochs == 6
+    scores = result.history["candidates"]
+    assert len(scores) == 2 and scores[0]["genotype"] != scores[1]["genotype"]
+    metric = prepared.primary_metric
+    keys = [selection_key(s, metric) for s in scores]
+    chosen = keys.index(max(keys))
+    assert result.metrics["derive/candidates"] == 2.0
+    assert result.metrics["derive/chosen"] == float(chosen)
+    assert result.genotype.summary() == scores[chosen]["genotype"]
+    assert result.metrics[metric] == scores[chosen][metric]
+    assert result.metrics["retrain/best_epoch"] == scores[chosen]["retrain_best_epoch"]
+    # The student handed back holds the kept candidate's weights: it scores what was recorded.
+    result.student.eval()
+    again = evaluate(
+        prepared.task,
+        lambda b: result.student(*b.student_inputs()),
+        runner.dev_loader,
+        prefix="dev",
+    )
+    assert again[metric] == pytest.approx(scores[chosen][metric], abs=1e-6)
+
+
+def test_one_candidate_reports_it_and_runs_as_before(setup):
+    cfg, prepared, _ = setup
+    result = run_one_task(cfg, prepared)
+    assert result.metrics["derive/candidates"] == 1.0 and result.metrics["derive/chosen"] == 0.0
+    assert [s["genotype"] for s in result.history["candidates"]] == [result.genotype.summary()]
+
+
+@pytest.mark.parametrize("stop_after", [3, 4, 5])  # in candidate 0, at its end, in candidate 1
+def test_a_runner_restored_between_candidates_finishes_like_an_uninterrupted_one(
+    setup, tmp_path, monkeypatch, stop_after
+):
+    """Stopped in the first candidate's retrain, the second candidate still inherits the
+    search's best weights, which the checkpoint must carry until the last candidate starts."""
+    cfg, prepared, overrides = setup
+    _two_candidates(monkeypatch)
+    cfg = load_config(None, _ranked(overrides))
+    whole = run_one_task(cfg, prepared)
+
+    first = TrialRunner(cfg, prepared)
+    epochs = first.epochs()
+    for _ in range(stop_after):
+        next(epochs)
+    state = _roundtrip(first.state_dict(), tmp_path)
+    assert ("state" in state["search"]["best"]) == (stop_after < 5)
+    del first, epochs
+    torch.manual_seed(1234)
+    second = TrialRunner(cfg, prepared)
+    second.load_state_dict(state)
+    assert second.completed_epochs == stop_after
+    resumed = run_one_task(cfg, prepared, runner=second)
+
+    assert resumed.genotype == whole.genotype
+    assert resumed.metrics == whole.metrics
+    assert resumed.history == whole.history
+    a, b = _state(whole.student), _state(resumed.student)
+    assert all(torch.equal(a[k], b[k]) for k in a)
