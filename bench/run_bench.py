@@ -238,8 +238,10 @@ def own_task_config(settings: BenchSettings, path: str) -> RunConfig:
     here, before any long work."""
     # `adabert run --task NAME --config FILE` names the task on its command line; here the
     # file's stem names it unless its [task] does (a name is checked to be an identifier).
-    base = _layered(settings.base, {"task": {"name": Path(path).stem}}, "[")
-    data = _layered(base, read_toml(path), f"{path}: [")
+    own = read_toml(path)
+    data = _layered(settings.base, own, f"{path}: [")
+    if "name" not in own.get("task", {}):
+        data.setdefault("task", {})["name"] = Path(path).stem
     cfg = build_config(merge_overrides(data, settings.run_overrides))
     check_task_inputs(cfg)
     return cfg

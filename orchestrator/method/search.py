@@ -125,7 +125,8 @@ def sampled_loss(
 ):
     """The objective under one Gumbel sample of the architecture, or with ``all_ops`` under
     the soft, noiseless weights softmax(α / T), every op and depth running and training (the
-    warm-up of ``search.warmup_all_ops``; α is frozen there, so the weights stay uniform)."""
+    warm-up of ``search.warmup_all_ops``; α is frozen there at its initial values, so the
+    weights stay uniform to about 1e-3)."""
     if all_ops:
         edge_w, depth_w = supernet.sample_arch(temperature, noise=False, hard=False)
         with supernet.every_op_runs():
