@@ -68,6 +68,11 @@ ARMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "issue 10's list; DARTS's relaxation",
         ("search.warmup_all_ops=true",),
     ),
+    "rank": (
+        "derive-time candidates: the argmax, cap 2 and cap 0, each retrained, best on dev kept",
+        "ours (the cap chosen per task by the data)",
+        ("search.candidate_param_free_caps=[2, 0]",),
+    ),
     "no_aug": (
         "no augmented copies (the training set alone)",
         "the paper's 'no DA' rows",
@@ -79,7 +84,7 @@ ARMS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 # share one prepared task.
 PREPARE_SECTIONS = ("task", "data", "teacher", "run")
 
-# The README's table; beta8, all_ops_warmup and no_aug are there for a user's own questions.
+# The README's table; beta8, all_ops_warmup, rank and no_aug are there for a user's own questions.
 DEFAULT_ARMS = ("default", "no_warmup", "beta0", "cap2", "ramp", "pf_dropout")
 
 
@@ -113,6 +118,12 @@ def run_record(arm: str, seed: int, result: Any, seconds: dict[str, float]) -> d
         "genotype_hash": genotype.hash,
         "params": result.student.num_parameters(),
         "search_best_dev": result.metrics.get("search/best_dev"),
+        # Every derive-time candidate's retrained dev score, the kept one at "chosen".
+        "candidates": [
+            {"genotype": c["genotype"], "score": c.get(result.primary_metric)}
+            for c in result.history.get("candidates", [])
+        ],
+        "chosen": result.metrics.get("derive/chosen"),
         "teacher": result.teacher_score,
         "seconds": seconds,
     }
