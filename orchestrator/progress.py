@@ -21,6 +21,8 @@ class EpochReport:
     num_epochs: int
     metrics: dict[str, float] = field(default_factory=dict)
     genotype: Genotype | None = None
+    # Which of several runs of the phase this is, e.g. "candidate 2/3" (derive-time candidates).
+    part: str = ""
 
 
 EpochCallback = Callable[[EpochReport], None]
@@ -61,7 +63,8 @@ def console_reporter(stream=None) -> EpochCallback:
 
     def report(event: EpochReport) -> None:
         out = stream or sys.stderr
-        parts = [f"[{event.phase} {event.epoch}/{event.num_epochs}]"]
+        part = f", {event.part}" if event.part else ""
+        parts = [f"[{event.phase} {event.epoch}/{event.num_epochs}{part}]"]
         for key in _CONSOLE_KEYS:
             if key in event.metrics:
                 parts.append(f"{key.split('/')[-1]} {event.metrics[key]:.4g}")

@@ -444,10 +444,18 @@ class TrialRunner:
                 self._timed("retrain", lambda: self._start_retrain(self._candidate_student()))
             self._timed("retrain", self.retrain.start)
             while not self.retrain.done:
-                yield self._timed("retrain", self.retrain.run_epoch)
+                yield self._labelled(self._timed("retrain", self.retrain.run_epoch))
             self.ranking.record(self.retrain)
             if not self.ranking.done:
                 self.retrain = None
+
+    def _labelled(self, report: EpochReport) -> EpochReport:
+        """A retrain epoch of one of several candidates says which one."""
+        count = len(self.ranking.candidates)
+        if count > 1:
+            report.part = f"candidate {self.ranking.index + 1}/{count}"
+            report.metrics["derive/candidate"] = float(self.ranking.index)
+        return report
 
     def _timed(self, phase: str, step):
         started = time.perf_counter()

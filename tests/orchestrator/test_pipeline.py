@@ -332,8 +332,13 @@ def test_every_candidate_is_retrained_and_the_one_best_on_dev_is_kept(setup, mon
     runner, events = TrialRunner(cfg, prepared), []
     result = run_one_task(cfg, prepared, runner=runner, on_epoch=events.append)
 
-    phases = [(e.phase, e.epoch) for e in events]
-    assert phases == [("search", 1), ("search", 2), *[("retrain", 1), ("retrain", 2)] * 2]
+    phases = [(e.phase, e.epoch, e.part) for e in events]
+    assert phases == [
+        ("search", 1, ""),
+        ("search", 2, ""),
+        *[("retrain", epoch, f"candidate {c}/2") for c in (1, 2) for epoch in (1, 2)],
+    ]
+    assert [e.metrics.get("derive/candidate") for e in events[2:]] == [0.0, 0.0, 1.0, 1.0]
     assert runner.completed_epochs == 6
     scores = result.history["candidates"]
     assert len(scores) == 2 and scores[0]["genotype"] != scores[1]["genotype"]
