@@ -181,6 +181,17 @@ def render(report: dict[str, Any]) -> str:
             f"- {record['arm']} seed {record['seed']} `{record['genotype_hash']}` "
             f"({_num(record['score'])}): `{record['genotype_summary']}`"
         )
+    ranked = [r for r in report["runs"] if len(r.get("candidates", [])) > 1]
+    if ranked:
+        lines += ["", "## Derive-time candidates (each retrained; the kept one in bold)", ""]
+        for record in ranked:
+            for index, candidate in enumerate(record["candidates"]):
+                score = _num(candidate["score"])
+                score = f"**{score}**" if index == record["chosen"] else score
+                lines.append(
+                    f"- {record['arm']} seed {record['seed']} candidate {index + 1}: {score} "
+                    f"`{candidate['genotype']}`"
+                )
     return "\n".join(lines) + "\n"
 
 

@@ -113,3 +113,23 @@ def test_arms_that_change_only_the_search_share_one_prepared_task(tmp_path):
 
     assert key("default") == key("cap2") == key("beta0") == key("pf_dropout")
     assert key("no_aug") != key("default")  # fewer augmented copies: another transfer set
+
+
+def test_ranked_runs_list_every_candidate_and_mark_the_kept_one():
+    candidates = [
+        {"genotype": "K=2 | pool", "score": 0.81},
+        {"genotype": "K=2 | conv", "score": 0.83},
+    ]
+    report = {
+        "command": "python bench/collapse_table.py --glue mrpc", "task": "mrpc",
+        "metric": "dev/f1", "teacher": 0.84, "overrides": [], "arms": ["rank"],
+        "runs": [_run("rank", 1, 0.83, candidates=candidates, chosen=1.0),
+                 _run("default", 1, 0.81, candidates=candidates[:1], chosen=0.0)],
+    }  # fmt: skip
+    lines = render(report).splitlines()
+    listed = [line for line in lines if "candidate" in line and line.startswith("- ")]
+    assert listed == [
+        "- rank seed 1 candidate 1: 0.810 `K=2 | pool`",
+        "- rank seed 1 candidate 2: **0.830** `K=2 | conv`",
+    ]
+    assert "Derive-time candidates" not in render(report | {"runs": report["runs"][1:]})
