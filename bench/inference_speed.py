@@ -56,11 +56,15 @@ class PerEdge(torch.nn.Module):
             self.student.eval()
 
 
-def bench_student(package: str | None, task: str) -> tuple[DerivedStudent, str]:
+def bench_student(
+    package: str | None, task: str, summary: str | None = None
+) -> tuple[DerivedStudent, str]:
     if package:
         return load_student(package), f"student package {package}"
     record = json.loads((REPO / f"bench/results/{task}/bench.json").read_text())["tasks"][0]
     genotype = Genotype.from_json(json.dumps(record["searched"]["genotype"]))
+    if summary:  # another genotype at the task's supernet settings
+        genotype = Genotype.from_summary(summary)
     settings = record["config"]["supernet"]
     torch.manual_seed(0)
     config = SupernetConfig(
@@ -107,6 +111,11 @@ def main() -> int:
     parser.add_argument(
         "--pair", action="store_true", help="time a --package student on sentence pairs"
     )
+    parser.add_argument(
+        "--genotype",
+        help="time this genotype instead of the bench's, given as its summary line "
+        "('K=4 | n2: std_conv_3(n0) + ...', as collapse.md and bench.md print it)",
+    )
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=30)
@@ -115,7 +124,11 @@ def main() -> int:
     parser.add_argument("--out", help="write the figures as JSON here too")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    student, described = bench_student(args.package, args.task)
+    try:
+        student, described = bench_student(args.package, args.task, args.genotype)
+    except ValueError as exc:
+        print(f"error: --genotype: {exc}", file=sys.stderr)
+        return 2
     pair = args.pair or (not args.package and get_task(args.task).is_pair)
     single = SingleSentence(student).eval()
     vocab = student.config.vocab_size

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 
 import torch
@@ -100,6 +101,27 @@ class Genotype:
             incoming = [f"{e.op}(n{e.source})" for e in self.edges if e.target == target]
             parts.append(f"n{target}: " + (" + ".join(incoming) or "none"))
         return " | ".join(parts)
+
+    @classmethod
+    def from_summary(cls, text: str) -> Genotype:
+        """The inverse of ``summary`` (the line the bench and the sweep print), so a genotype
+        read off a report can be rebuilt; a malformed line is a ValueError naming the part."""
+        head, *nodes = (part.strip() for part in text.split("|"))
+        match = re.fullmatch(r"K=(\d+)", head)
+        if not match or not nodes:
+            raise ValueError(f"a genotype summary starts 'K=<cells> | n2: ...', got {text!r:.80}")
+        edges = []
+        for expected, part in enumerate(nodes, start=2):
+            target, _, incoming = part.partition(":")
+            if target.strip() != f"n{expected}":
+                raise ValueError(f"expected node n{expected} in the summary, got {part!r}")
+            items = [i.strip() for i in incoming.split("+")]
+            for item in (i for i in items if i and i != "none"):  # "none": no incoming edge
+                found = re.fullmatch(r"(\w+)\(n(\d+)\)", item)
+                if not found:
+                    raise ValueError(f"an edge looks like op(nSOURCE), got {item!r}")
+                edges.append(Edge(expected, int(found.group(2)), found.group(1)))
+        return cls(tuple(edges), int(match.group(1)), len(nodes))
 
     def edge_ops(self) -> dict[tuple[int, int], str]:
         return {(e.source, e.target): e.op for e in self.edges}

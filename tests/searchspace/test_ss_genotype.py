@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import re
 
 import pytest
 import torch
@@ -73,6 +74,30 @@ def test_summary_is_one_line_with_k():
         "K=3 | n2: std_conv_3(n0) + identity(n1) | n3: dil_conv_5(n0) + max_pool_3(n2) | "
         "n4: avg_pool_3(n1) + std_conv_7(n3)"
     )
+
+
+def test_a_summary_line_reads_back_as_the_same_genotype():
+    assert Genotype.from_summary(GENOTYPE.summary()) == GENOTYPE
+    sparse = Genotype((Edge(3, 0, "identity"),), num_cells=1, nodes_per_cell=2)
+    assert sparse.summary() == "K=1 | n2: none | n3: identity(n0)"
+    assert Genotype.from_summary(sparse.summary()) == sparse
+
+
+@pytest.mark.parametrize(
+    ("line", "needle"),
+    [
+        ("n2: identity(n0)", "starts 'K=<cells>"),
+        ("K=2", "starts 'K=<cells>"),
+        ("K=2 | n3: identity(n0)", "expected node n2"),
+        ("K=2 | n2: identity[n0]", "op(nSOURCE)"),
+        ("K=2 | n2: warp_9(n0)", "known primitive"),
+        ("K=2 | n2: identity(n5)", "earlier node"),
+        ("K=0 | n2: identity(n0)", "num_cells"),
+    ],
+)
+def test_a_malformed_summary_line_is_a_value_error_naming_the_part(line, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        Genotype.from_summary(line)
 
 
 @pytest.mark.parametrize(
