@@ -140,24 +140,30 @@ def test_a_restored_runner_finishes_exactly_like_an_uninterrupted_one(
         ],
     )
     whole = run_one_task(cfg, prepared)
+    state = _interrupted(cfg, prepared, stop_after, tmp_path)
+    _assert_resumes_like(whole, cfg, prepared, state, stop_after)
 
+
+def _interrupted(cfg, prepared, stop_after: int, tmp_path) -> dict:
+    """The checkpoint of a worker killed after ``stop_after`` epochs, read back from its file."""
     first = TrialRunner(cfg, prepared)
     epochs = first.epochs()
     for _ in range(stop_after):
         next(epochs)
-    state = _roundtrip(first.state_dict(), tmp_path)
-    del first, epochs  # the killed worker
+    return _roundtrip(first.state_dict(), tmp_path)
+
+
+def _assert_resumes_like(whole, cfg, prepared, state: dict, stop_after: int) -> None:
     torch.manual_seed(1234)  # a new process has another global RNG state
     second = TrialRunner(cfg, prepared)
     second.load_state_dict(state)
     assert second.completed_epochs == stop_after
     resumed = run_one_task(cfg, prepared, runner=second)
-
     assert resumed.genotype == whole.genotype
     assert resumed.metrics == whole.metrics
+    assert resumed.history == whole.history
     a, b = _state(whole.student), _state(resumed.student)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert resumed.history == whole.history
 
 
 def test_checkpoint_state_holds_no_objects_beyond_tensors_and_containers(setup, tmp_path):
@@ -378,22 +384,6 @@ def test_a_runner_restored_between_candidates_finishes_like_an_uninterrupted_one
     _two_candidates(monkeypatch)
     cfg = load_config(None, _ranked(overrides))
     whole = run_one_task(cfg, prepared)
-
-    first = TrialRunner(cfg, prepared)
-    epochs = first.epochs()
-    for _ in range(stop_after):
-        next(epochs)
-    state = _roundtrip(first.state_dict(), tmp_path)
+    state = _interrupted(cfg, prepared, stop_after, tmp_path)
     assert ("state" in state["search"]["best"]) == (stop_after < 5)
-    del first, epochs
-    torch.manual_seed(1234)
-    second = TrialRunner(cfg, prepared)
-    second.load_state_dict(state)
-    assert second.completed_epochs == stop_after
-    resumed = run_one_task(cfg, prepared, runner=second)
-
-    assert resumed.genotype == whole.genotype
-    assert resumed.metrics == whole.metrics
-    assert resumed.history == whole.history
-    a, b = _state(whole.student), _state(resumed.student)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    _assert_resumes_like(whole, cfg, prepared, state, stop_after)
