@@ -62,9 +62,10 @@ def bench_student(
     if package:
         return load_student(package), f"student package {package}"
     record = json.loads((REPO / f"bench/results/{task}/bench.json").read_text())["tasks"][0]
-    genotype = Genotype.from_json(json.dumps(record["searched"]["genotype"]))
     if summary:  # another genotype at the task's supernet settings
         genotype = Genotype.from_summary(summary)
+    else:
+        genotype = Genotype.from_json(json.dumps(record["searched"]["genotype"]))
     settings = record["config"]["supernet"]
     torch.manual_seed(0)
     config = SupernetConfig(

@@ -9,7 +9,6 @@ score decides, as it already decides the search epoch ([A-ET] find_best_search).
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from orchestrator.config import SearchSection
@@ -72,7 +71,7 @@ class CandidateRanking:
                 "epoch": result.best_epoch,
                 "metrics": dict(metrics),
                 "history": list(result.history),
-                "student": copy.deepcopy(retrain.student.state_dict()),
+                "student": retrain.best["state"],  # the retrain's own copy of that epoch
             }
         if self.index + 1 < len(self.candidates):
             self.index += 1

@@ -552,10 +552,8 @@ class TrialRunner:
         best = self.search.best
         chosen = self.ranking.best
         retrain = RetrainResult(chosen["epoch"], dict(chosen["metrics"]), list(chosen["history"]))
-        student = self.retrain.student  # the last candidate, with its best epoch's weights
-        if chosen["index"] != self.ranking.index:
-            student = DerivedStudent(self.config, Genotype.from_dict(chosen["genotype"]))
-            student.load_state_dict(chosen["student"])
+        student = DerivedStudent(self.config, Genotype.from_dict(chosen["genotype"]))
+        student.load_state_dict(chosen["student"])
         seq_len = self.cfg.data.max_seq_length
         metrics = {
             **retrain.dev_metrics,

@@ -73,13 +73,15 @@ def _genotype(op: str) -> Genotype:
 
 
 def _retrain(f1: float, *, degenerate: bool = False, marker: float = 0.0):
-    """What ``record`` reads of a finished RetrainPhase: its result and its student's weights."""
+    """What ``record`` reads of a finished RetrainPhase: its result and its best epoch's
+    weights."""
     metrics = {"dev/f1": f1, "dev/degenerate": float(degenerate), "dev/one_class": 0.0}
     student = torch.nn.Linear(1, 1)
     with torch.no_grad():
         student.weight.fill_(marker)
     result = RetrainResult(best_epoch=2, dev_metrics=metrics, history=[{"epoch": 1.0}])
-    return types.SimpleNamespace(result=lambda: result, student=student)
+    best = {"state": {k: v.clone() for k, v in student.state_dict().items()}}
+    return types.SimpleNamespace(result=lambda: result, student=student, best=best)
 
 
 def test_ranking_keeps_the_best_dev_score_and_a_learnt_student_over_a_constant_one():
