@@ -10,8 +10,9 @@ demo sweep's base budget (orchestrator/configs/demo.toml) with a scratch retrain
 ``retrain.epochs`` (3) full epochs. ``--glue TASK`` takes the task from ``--glue-dir`` with the
 benchmark's config for it (``bench/bench.toml`` and its ``[tasks.TASK]`` table; its teacher and
 transfer set come from the benchmark's cache when it ran). ``--set`` overrides any of it.
-Genotypes: ``pool:K`` (pooling and identity cells) or ``conv:K`` (four convolutions per cell), K
-cells; ``--from-bench FILE`` adds every search seed's genotype of a benchmark's ``bench.json``
+Genotypes: ``pool:K`` (pooling and identity cells), ``conv:K`` (four convolutions per cell), K
+cells, or a genotype's summary line as the reports print it (``"K=4 | n2: std_conv_3(n0) + ..."``);
+``--from-bench FILE`` adds every search seed's genotype of a benchmark's ``bench.json``
 (named ``seed-N``), to retrain the searched architectures the way the controls are trained.
 Prints one JSON line per genotype.
 
@@ -70,6 +71,8 @@ DEMO_TEACHER = {"paraphrase": ["teacher.learning_rate=1.5e-4", "teacher.epochs=3
 
 
 def genotype(spec: str) -> Genotype:
+    if spec.lstrip().startswith("K="):
+        return Genotype.from_summary(spec)
     kind, cells = spec.split(":")
     edges = [{"op": op, "source": s, "target": t} for op, s, t in CELLS[kind]]
     return Genotype.from_dict(

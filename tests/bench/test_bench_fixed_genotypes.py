@@ -25,3 +25,9 @@ def test_a_benchmarks_search_seeds_are_read_back_with_their_hashes(tmp_path):
     empty = tmp_path / "bench.json"
     empty.write_text(json.dumps({"tasks": [{"task": "rte", "status": "failed"}]}))
     assert searched_genotypes(empty) == {}
+
+
+def test_a_summary_line_names_that_exact_genotype():
+    searched = next(iter(searched_genotypes(RESULTS / "mrpc" / "bench.json").values()))
+    assert genotype(searched.summary()) == searched
+    assert genotype("  " + searched.summary()).hash == searched.hash
