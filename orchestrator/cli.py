@@ -86,6 +86,13 @@ def _run_command(args: argparse.Namespace) -> int:
             f"genotype is close to a random pick (more search steps or a larger search.arch_lr)",
             file=sys.stderr,
         )
+    if result.over_budget:
+        print(
+            f"warning: no derived student fits search.max_student_flops; this one costs "
+            f"{result.metrics['student/flops']:.4g} FLOPs per example (one cell of the cheapest "
+            f"candidate)",
+            file=sys.stderr,
+        )
     print(f"run folder: {folder}")
     return 0
 

@@ -158,6 +158,12 @@ class SearchSection:
     # becomes a choice the task's data makes, not a fixed M. Each extra candidate costs one
     # more retrain. () = the argmax genotype only (AdaBERT's sources).
     candidate_param_free_caps: tuple[int, ...] = ()
+    # Ours: the most FLOPs per example (at data.max_seq_length, as `student/flops` reports them)
+    # a derived student may cost, for a user with a latency budget. A candidate over it keeps
+    # the deepest stack of its cells that fits (same cell, the head of that depth); one that
+    # does not fit with a single cell is dropped. When none fits, the cheapest single cell is
+    # kept and the trial records derive/within_budget = 0. None = no bound (the sources).
+    max_student_flops: float | None = None
     # Ours: β ramps linearly from 0 once α starts learning, reaching the full β after this
     # share of the search steps ("warm up with β ramped from 0"). 0 = full β from the start.
     efficiency_ramp_fraction: float = 0.0
@@ -200,6 +206,12 @@ class SearchSection:
             "search.candidate_param_free_caps",
             list(self.candidate_param_free_caps),
             "a list of integers >= 0",
+        )
+        _check(
+            self.max_student_flops is None or self.max_student_flops > 0,
+            "search.max_student_flops",
+            self.max_student_flops,
+            "> 0 or unset",
         )
         for name in ("efficiency_ramp_fraction", "param_free_dropout"):
             value = getattr(self, name)

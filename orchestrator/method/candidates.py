@@ -9,24 +9,50 @@ score decides, as it already decides the search epoch ([A-ET] find_best_search).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from orchestrator.config import SearchSection
 from orchestrator.method.retrain import RetrainPhase
 from orchestrator.tasks.evaluation import selection_key
+from searchspace.config import SupernetConfig
+from searchspace.costs import genotype_cost
 from searchspace.genotype import Genotype
 from searchspace.supernet import AdaBertSupernet
 
 
+def deepest_within(
+    genotype: Genotype, config: SupernetConfig, max_flops: float, seq_len: int
+) -> Genotype | None:
+    """The genotype with the most of its cells (at most its own K) whose FLOPs per example fit
+    ``max_flops``; None when a single cell is already over it."""
+    for cells in range(genotype.num_cells, 0, -1):
+        cut = dataclasses.replace(genotype, num_cells=cells)
+        if genotype_cost(config, cut, seq_len).flops <= max_flops:
+            return cut
+    return None
+
+
 def candidate_genotypes(
-    searched: Genotype, supernet: AdaBertSupernet, cfg: SearchSection
+    searched: Genotype, supernet: AdaBertSupernet, cfg: SearchSection, seq_len: int
 ) -> list[Genotype]:
     """The searched genotype first, then one per extra cap from the supernet's α (the search's
-    best epoch must be loaded), duplicates dropped: a cap at or above the searched genotype's
-    parameter-free count changes nothing."""
-    found = [searched]
+    best epoch must be loaded), each cut to ``cfg.max_student_flops`` at ``seq_len``,
+    duplicates dropped: a cap at or above the searched genotype's parameter-free count changes
+    nothing. Never empty: when no candidate fits the bound, the cheapest single cell stands in
+    (the trial then reports that its student is over the budget)."""
+    readings = [searched]
     for cap in cfg.candidate_param_free_caps:
-        genotype = supernet.genotype(exclude_zero=cfg.exclude_zero, max_param_free=cap)
+        readings.append(supernet.genotype(exclude_zero=cfg.exclude_zero, max_param_free=cap))
+    if cfg.max_student_flops is not None:
+        config, bound = supernet.config, cfg.max_student_flops
+        fitting = [deepest_within(g, config, bound, seq_len) for g in readings]
+        if all(g is None for g in fitting):
+            one_cell = [dataclasses.replace(g, num_cells=1) for g in readings]
+            fitting = [min(one_cell, key=lambda g: genotype_cost(config, g, seq_len).flops)]
+        readings = [g for g in fitting if g is not None]
+    found: list[Genotype] = []
+    for genotype in readings:
         if genotype not in found:
             found.append(genotype)
     return found

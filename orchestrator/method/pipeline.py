@@ -139,6 +139,11 @@ class TrialResult:
         """The genotype came from an almost uniform α (see ``undecided_check``)."""
         return bool(self.metrics.get("search/undecided"))
 
+    @property
+    def over_budget(self) -> bool:
+        """Costs more FLOPs than ``search.max_student_flops``: no candidate fitted it."""
+        return self.metrics.get("derive/within_budget") == 0.0
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -469,7 +474,9 @@ class TrialRunner:
     def _start_ranking(self) -> None:
         search = self.search.result()
         self.supernet.load_state_dict(search.supernet_state)
-        candidates = candidate_genotypes(search.genotype, self.supernet, self.cfg.search)
+        candidates = candidate_genotypes(
+            search.genotype, self.supernet, self.cfg.search, self.cfg.data.max_seq_length
+        )
         self.ranking = CandidateRanking(candidates, self.prepared.primary_metric)
 
     def _candidate_student(self) -> DerivedStudent:
@@ -569,6 +576,9 @@ class TrialRunner:
             "teacher/params": float(prepared.teacher_params),
             "compression": prepared.teacher_params / student.num_parameters(),
         }
+        bound = self.cfg.search.max_student_flops
+        if bound is not None:
+            metrics["derive/within_budget"] = float(metrics["student/flops"] <= bound)
         if prepared.teacher_score:
             metrics["retention"] = metrics[prepared.primary_metric] / prepared.teacher_score
         check = {k: v for k, v in retrain.dev_metrics.items() if k in CONSTANT_CHECK_FIELDS}

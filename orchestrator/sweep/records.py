@@ -33,6 +33,7 @@ class TrialRecord:
     epochs: int = 0  # epochs reported (a stopped trial reports fewer)
     degenerate: bool = False  # finished, but no better than a constant prediction
     undecided: bool = False  # its genotype came from an almost uniform α (search/undecided)
+    over_budget: bool = False  # no candidate fitted search.max_student_flops
     genotype_hash: str = ""
     genotype: str = ""
     mlflow_run_id: str = ""
@@ -84,12 +85,15 @@ class TaskSummary:
         """The champion: of the complete trials within ``champion_tolerance`` of the best metric,
         the one with the fewest FLOPs (then parameters, then the higher metric). FLOPs, not the
         measured latency: trials are timed while others run beside them, and the choice must not
-        change with the machine's load. A student no better than a constant prediction is never
-        the champion, however it scores."""
+        change with the machine's load. A student no better than a constant prediction, or over
+        the user's FLOPs budget, is never the champion, however it scores."""
         finished = [
             t
             for t in self.trials
-            if t.state == "complete" and t.metric is not None and not t.degenerate
+            if t.state == "complete"
+            and t.metric is not None
+            and not t.degenerate
+            and not t.over_budget
         ]
         if not finished:
             return None
@@ -186,6 +190,7 @@ def trial_record(result, primary_metric: str, base_config: dict[str, Any]) -> Tr
         epochs=int(last.get("epoch", 0) or 0),
         degenerate=bool(last.get("student/degenerate", 0.0)),
         undecided=bool(last.get("search/undecided", 0.0)),
+        over_budget=last.get("derive/within_budget") == 0.0,
         genotype_hash=str(last.get("genotype_hash", "")),
         genotype=str(last.get("genotype", "")),
         mlflow_run_id=str(last.get("mlflow_run_id", "")),

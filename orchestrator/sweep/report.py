@@ -85,6 +85,7 @@ def trials_table(summaries: list[TaskSummary]) -> str:
             genotype = f"`{t.genotype_hash}`" if t.genotype_hash else "-"
             state = f"{t.state} (constant)" if t.degenerate else t.state
             state += " (search undecided)" if t.undecided else ""
+            state += " (over the FLOPs budget)" if t.over_budget else ""
             lines.append(
                 f"| {s.task} | {t.label}{marks} | {state} | {_fmt(t.metric, '.4f')} | {params} "
                 f"| {_fmt(t.latency_b1_ms, '.2f')} | {cells} | {_fmt(t.efficiency_weight, '.2f')} "
@@ -100,9 +101,12 @@ def warnings_for(summaries: list[TaskSummary]) -> list[str]:
     for s in summaries:
         finished = [t for t in s.trials if t.state == "complete"]
         if finished and s.best is None:
+            why = "beat a constant prediction of the dev set"
+            if any(t.over_budget for t in finished):
+                why += " within search.max_student_flops"
             lines.append(
-                f"task {s.task}: no finished student beat a constant prediction of the dev set "
-                f"({len(finished)} finished); none is named champion or registered"
+                f"task {s.task}: no finished student {why} ({len(finished)} finished); none is "
+                f"named champion or registered"
             )
         elif s.best is not None and s.best.undecided:
             lines.append(

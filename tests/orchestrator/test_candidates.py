@@ -4,6 +4,7 @@ candidate, resuming between them) is in test_pipeline.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import types
 
 import pytest
@@ -11,12 +12,14 @@ import torch
 
 from orchestrator.config import SearchSection, load_config
 from orchestrator.errors import UserInputError
-from orchestrator.method.candidates import CandidateRanking, candidate_genotypes
+from orchestrator.method.candidates import CandidateRanking, candidate_genotypes, deepest_within
 from orchestrator.method.retrain import RetrainResult
 from searchspace import SupernetConfig
 from searchspace.genotype import Edge, Genotype
 from searchspace.primitives import PARAMETER_FREE
 from searchspace.supernet import AdaBertSupernet
+
+SEQ = 16
 
 
 def _supernet() -> AdaBertSupernet:
@@ -44,7 +47,7 @@ def test_candidates_are_the_searched_genotype_then_one_per_cap_without_duplicate
     searched = model.genotype()
     assert _free_edges(searched) == 6
     cfg = SearchSection(candidate_param_free_caps=(4, 9, 0, 4))
-    found = candidate_genotypes(searched, model, cfg)
+    found = candidate_genotypes(searched, model, cfg, SEQ)
     assert found == [searched, model.genotype(max_param_free=4), model.genotype(max_param_free=0)]
     assert [_free_edges(g) for g in found] == [6, 4, 0]
     assert found[0] is searched
@@ -54,7 +57,7 @@ def test_candidates_are_the_searched_genotype_then_one_per_cap_without_duplicate
 def test_no_caps_means_the_searched_genotype_alone():
     model = _supernet()
     searched = model.genotype(max_param_free=2)
-    assert candidate_genotypes(searched, model, SearchSection()) == [searched]
+    assert candidate_genotypes(searched, model, SearchSection(), SEQ) == [searched]
 
 
 def test_candidates_keep_exclude_zero_from_the_search_config():
@@ -63,9 +66,72 @@ def test_candidates_keep_exclude_zero_from_the_search_config():
         model.edge_logits[:2, list(model.config.primitives).index("zero")] = 10.0
     cfg = SearchSection(exclude_zero=False, candidate_param_free_caps=(0,))
     searched = model.genotype(exclude_zero=False)
-    found = candidate_genotypes(searched, model, cfg)
+    found = candidate_genotypes(searched, model, cfg, SEQ)
     capped = model.genotype(exclude_zero=False, max_param_free=0)
     assert found == [searched, capped] and capped != model.genotype(max_param_free=0)
+
+
+def _cell_flops(genotype: Genotype, hidden: int) -> int:
+    """One cell by hand: 2·k·h²·T per convolution, 3·h·T per pooling, nothing for identity."""
+    kernels = {"std_conv_3": 3, "dil_conv_3": 3, "std_conv_5": 5}
+    total = 0
+    for op in genotype.edge_ops().values():
+        if op in kernels:
+            total += 2 * kernels[op] * hidden * hidden * SEQ
+        elif op in ("avg_pool_3", "max_pool_3"):
+            total += 3 * hidden * SEQ
+    return total
+
+
+def test_the_flops_bound_keeps_the_deepest_stack_of_the_same_cell_that_fits():
+    config = SupernetConfig(
+        vocab_size=30, max_positions=16, hidden_size=8, pair_encoding="joint"
+    )  # one sentence: the cells run once per example
+    conv = Genotype(
+        (Edge(2, 0, "std_conv_3"), Edge(2, 1, "std_conv_5"), Edge(3, 0, "avg_pool_3"),
+         Edge(3, 2, "identity"), Edge(4, 1, "dil_conv_3"), Edge(4, 3, "max_pool_3")),
+        num_cells=4, nodes_per_cell=3,
+    )  # fmt: skip
+    cell = _cell_flops(conv, 8)
+    assert cell == 2 * 11 * 64 * SEQ + 2 * 3 * 8 * SEQ  # 22,528 + 768
+    head = 2 * 8 * 2  # the output linear on the 8-wide pooled features, 2 labels
+    # Between two and three cells' worth: two cells fit, the cell itself is unchanged.
+    cut = deepest_within(conv, config, 2 * cell + head + 0.5 * cell, SEQ)
+    assert cut.num_cells == 2 and cut.edges == conv.edges
+    assert deepest_within(conv, config, 4 * cell + head, SEQ) == conv  # exactly at the bound
+    assert deepest_within(conv, config, 4 * cell + head - 1, SEQ).num_cells == 3
+    assert deepest_within(conv, config, cell + head - 1, SEQ) is None
+
+
+def test_the_flops_bound_cuts_or_drops_candidates_and_never_leaves_none():
+    model = _supernet()
+    searched = model.genotype()  # all parameter-free: a few thousand FLOPs
+    conv = model.genotype(max_param_free=0)
+    depth, cell = searched.num_cells, _cell_flops(conv, 8)
+    assert _cell_flops(searched, 8) < cell // 10
+    # The hand-made supernet is siamese: the cells run once per sentence, and the head reads
+    # [u, v, |u - v|, u * v] (2 · 32 · 2 FLOPs). Two cells fit, three do not.
+    two_cells = 2 * 2 * cell + 128
+    bound = two_cells + cell
+    cfg = SearchSection(candidate_param_free_caps=(0,), max_student_flops=bound)
+    found = candidate_genotypes(searched, model, cfg, SEQ)
+    assert found == [searched, dataclasses.replace(conv, num_cells=2)] and depth > 2
+    # Below one convolutional cell: the convolutional candidate is dropped.
+    cfg = SearchSection(candidate_param_free_caps=(0,), max_student_flops=2 * cell)
+    assert candidate_genotypes(searched, model, cfg, SEQ) == [searched]
+    # Below everything: the cheapest single cell stands in, so the trial still has a student.
+    cfg = SearchSection(candidate_param_free_caps=(0,), max_student_flops=1)
+    assert candidate_genotypes(searched, model, cfg, SEQ) == [
+        dataclasses.replace(searched, num_cells=1)
+    ]
+
+
+def test_the_flops_bound_must_be_positive_when_set():
+    assert load_config(None, ["search.max_student_flops=2e7"]).search.max_student_flops == 2e7
+    assert load_config(None, ["search.max_student_flops=none"]).search.max_student_flops is None
+    for bad in ("0", "-1", '"many"'):
+        with pytest.raises(UserInputError, match="search.max_student_flops"):
+            load_config(None, [f"search.max_student_flops={bad}"])
 
 
 def _genotype(op: str) -> Genotype:

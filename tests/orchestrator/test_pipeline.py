@@ -319,7 +319,7 @@ def _two_candidates(monkeypatch) -> None:
     """The searched genotype and its twin with one convolution on every kept edge: two
     candidates whatever α the tiny search ends with."""
 
-    def candidates(searched, supernet, cfg):
+    def candidates(searched, supernet, cfg, seq_len):
         op = "std_conv_3" if "std_conv_3" not in searched.edge_ops().values() else "avg_pool_3"
         edges = tuple(Edge(e.target, e.source, op) for e in searched.edges)
         return [searched, Genotype(edges, searched.num_cells, searched.nodes_per_cell)]
@@ -372,6 +372,18 @@ def test_one_candidate_reports_it_and_runs_as_before(setup):
     result = run_one_task(cfg, prepared)
     assert result.metrics["derive/candidates"] == 1.0 and result.metrics["derive/chosen"] == 0.0
     assert [s["genotype"] for s in result.history["candidates"]] == [result.genotype.summary()]
+
+
+def test_a_flops_bound_no_candidate_fits_keeps_one_cell_and_says_it_is_over(setup):
+    cfg, prepared, overrides = setup
+    cfg = load_config(None, [*overrides, "search.max_student_flops=1"])
+    result = run_one_task(cfg, prepared)
+    assert result.genotype.num_cells == 1 and result.metrics["derive/candidates"] == 1.0
+    assert result.metrics["student/flops"] == result.student.flops(cfg.data.max_seq_length) > 1
+    assert result.metrics["derive/within_budget"] == 0.0 and result.over_budget
+    roomy = load_config(None, [*overrides, "search.max_student_flops=1e12"])
+    fits = run_one_task(roomy, prepared)
+    assert fits.metrics["derive/within_budget"] == 1.0 and not fits.over_budget
 
 
 @pytest.mark.parametrize("stop_after", [3, 4, 5])  # in candidate 0, at its end, in candidate 1

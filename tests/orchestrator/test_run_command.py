@@ -59,7 +59,9 @@ def complete_runs(tmp_path: Path) -> list[Path]:
 def test_run_writes_complete_folder_and_student_round_trips(
     tmp_path, tiny_teacher_dir, demo_data_dir, task, capsys
 ):
-    assert main(run_args(tmp_path, tiny_teacher_dir, demo_data_dir, task)) == 0
+    # The single-sentence run also gets a FLOPs budget nothing fits: it says so, once.
+    budget = ["--set", "search.max_student_flops=1"] if task == "sst2" else []
+    assert main(run_args(tmp_path, tiny_teacher_dir, demo_data_dir, task, budget)) == 0
     (folder,) = complete_runs(tmp_path)
     names = {p.name for p in folder.iterdir()}
     assert {"config.json", "genotype.json", "student.safetensors", "metrics.json"} <= names
@@ -104,6 +106,8 @@ def test_run_writes_complete_folder_and_student_round_trips(
     assert metrics["search/entropy_share"] == epoch["arch/entropy_share"]
     assert 0.0 < metrics["search/entropy_share"] <= 1.0
     assert ("the search did not decide" in out.err) == bool(metrics["search/undecided"])
+    assert out.err.count("no derived student fits search.max_student_flops") == len(budget) // 2
+    assert metrics.get("derive/within_budget") == (0.0 if budget else None)
 
 
 @pytest.mark.slow

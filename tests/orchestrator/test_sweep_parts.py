@@ -315,6 +315,29 @@ def test_an_undecided_champion_is_marked_and_warned_about():
     assert "undecided" not in trials_table([summary(False)])
 
 
+def test_a_student_over_the_flops_budget_is_never_champion_and_is_marked():
+    from orchestrator.sweep.records import TaskSummary
+    from orchestrator.sweep.report import trials_table, warnings_for
+
+    def summary(*rows) -> TaskSummary:
+        return TaskSummary(
+            task="sst2", metric_name="dev/accuracy", teacher_metric="teacher/accuracy",
+            teacher_metrics={"teacher/accuracy": 0.9}, teacher_params=22_000_000,
+            data_fingerprint="f", trials=list(rows),
+        )  # fmt: skip
+
+    cheap_enough = _row(1, "complete", 0.80, 4e6, flops=1e6)
+    mixed = summary(_row(0, "complete", 0.85, 3e6, flops=1e5, over_budget=True), cheap_enough)
+    assert mixed.best.number == 1  # the better and cheaper trial is over the user's bound
+    assert TaskSummary.from_dict(json.loads(json.dumps(mixed.to_dict()))) == mixed
+    assert "| t00 | complete (over the FLOPs budget) | 0.8500 |" in trials_table([mixed])
+    alone = summary(_row(0, "complete", 0.85, 3e6, flops=1e5, over_budget=True))
+    assert alone.best is None
+    (line,) = warnings_for([alone])
+    assert "no finished student beat a constant prediction of the dev set within " in line
+    assert "search.max_student_flops (1 finished); none is named champion" in line
+
+
 def test_a_pair_champion_shows_its_equal_text_speedup_beside_the_other():
     from orchestrator.sweep.records import TaskSummary
     from orchestrator.sweep.report import summary_table
