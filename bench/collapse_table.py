@@ -35,6 +35,7 @@ from bench_summary import mean_std  # noqa: E402
 from run_bench import parse_seeds, read_settings, task_config, with_seed  # noqa: E402
 
 from orchestrator.errors import UserInputError  # noqa: E402
+from searchspace.costs import genotype_cost  # noqa: E402
 from searchspace.genotype import Genotype  # noqa: E402
 from searchspace.primitives import PARAMETER_FREE  # noqa: E402
 
@@ -101,8 +102,16 @@ def prepare_key(cfg: Any) -> str:
     return json.dumps(sections, sort_keys=True, default=str)
 
 
-def run_record(arm: str, seed: int, result: Any, seconds: dict[str, float]) -> dict[str, Any]:
+def run_record(
+    arm: str, seed: int, result: Any, seconds: dict[str, float], seq_len: int
+) -> dict[str, Any]:
+    """One run as collapse.json keeps it; FLOPs per example at ``seq_len`` (the training
+    length, as the run's ``student/flops``)."""
     genotype = result.genotype
+
+    def flops(summary: str) -> int:
+        return genotype_cost(result.supernet_config, Genotype.from_summary(summary), seq_len).flops
+
     share = param_free_share(genotype)
     return {
         "arm": arm,
@@ -116,11 +125,18 @@ def run_record(arm: str, seed: int, result: Any, seconds: dict[str, float]) -> d
         "collapsed": share == 1.0,
         "genotype_summary": genotype.summary(),
         "genotype_hash": genotype.hash,
+        "genotype": genotype.to_dict(),
+        "flops": result.metrics.get("student/flops"),
+        "within_budget": result.metrics.get("derive/within_budget"),
         "params": result.student.num_parameters(),
         "search_best_dev": result.metrics.get("search/best_dev"),
         # Every derive-time candidate's retrained dev score, the kept one at "chosen".
         "candidates": [
-            {"genotype": c["genotype"], "score": c.get(result.primary_metric)}
+            {
+                "genotype": c["genotype"],
+                "score": c.get(result.primary_metric),
+                "flops": flops(c["genotype"]),
+            }
             for c in result.history.get("candidates", [])
         ],
         "chosen": result.metrics.get("derive/chosen"),
@@ -188,9 +204,10 @@ def render(report: dict[str, Any]) -> str:
             for index, candidate in enumerate(record["candidates"]):
                 score = _num(candidate["score"])
                 score = f"**{score}**" if index == record["chosen"] else score
+                cost = f" ({candidate['flops'] / 1e6:.1f}M FLOPs)" if "flops" in candidate else ""
                 lines.append(
-                    f"- {record['arm']} seed {record['seed']} candidate {index + 1}: {score} "
-                    f"`{candidate['genotype']}`"
+                    f"- {record['arm']} seed {record['seed']} candidate {index + 1}: {score}"
+                    f"{cost} `{candidate['genotype']}`"
                 )
     return "\n".join(lines) + "\n"
 
@@ -289,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {arm}: seed {seed}", file=sys.stderr, flush=True)
             result = run_one_task(with_seed(cfg, seed), prepared, on_epoch=reporter)
             seconds = {k: result.phase_seconds.get(k) or 0.0 for k in ("search", "retrain")}
-            report["runs"].append(run_record(arm, seed, result, seconds))
+            seq_len = cfg.data.max_seq_length
+            report["runs"].append(run_record(arm, seed, result, seconds, seq_len))
             _describe(report)
             write(out, report)
     _describe(report)

@@ -14,10 +14,12 @@ from collapse_table import (
     param_free_share,
     prepare_key,
     render,
+    run_record,
     write,
 )
 from run_bench import read_settings, task_config
 
+from searchspace import SupernetConfig
 from searchspace.genotype import Edge, Genotype
 
 BENCH_TOML = Path(__file__).resolve().parents[2] / "bench" / "bench.toml"
@@ -133,3 +135,34 @@ def test_ranked_runs_list_every_candidate_and_mark_the_kept_one():
         "- rank seed 1 candidate 2: **0.830** `K=2 | conv`",
     ]
     assert "Derive-time candidates" not in render(report | {"runs": report["runs"][1:]})
+
+
+def test_a_run_keeps_its_whole_genotype_and_every_candidates_flops():
+    import types
+
+    config = SupernetConfig(
+        vocab_size=30, max_positions=16, hidden_size=8, nodes_per_cell=2, pair_encoding="joint"
+    )
+    pool, conv = _genotype(*["avg_pool_3"] * 4), _genotype(*["std_conv_3"] * 4)
+    result = types.SimpleNamespace(
+        genotype=conv, score=0.83, primary_metric="dev/f1", teacher_score=0.84,
+        supernet_config=config, student=types.SimpleNamespace(num_parameters=lambda: 1234),
+        metrics={"student/flops": 1.0, "derive/chosen": 1.0, "derive/within_budget": 1.0},
+        history={"candidates": [{"genotype": pool.summary(), "dev/f1": 0.81},
+                                {"genotype": conv.summary(), "dev/f1": 0.83}]},
+    )  # fmt: skip
+    record = run_record("rank", 1, result, {"search": 1.0}, seq_len=16)
+    assert Genotype.from_dict(record["genotype"]) == conv
+    assert (record["flops"], record["within_budget"]) == (1.0, 1.0)
+    # By hand, two cells of one sentence: four 3-wide pools (3·8·16) or convolutions
+    # (2·3·8²·16), then the 2-label output linear on 8 features (2·8·2).
+    flops = [c["flops"] for c in record["candidates"]]
+    assert flops == [2 * 4 * 3 * 8 * 16 + 32, 2 * 4 * 2 * 3 * 64 * 16 + 32]
+    report = {
+        "command": "c", "task": "mrpc", "metric": "dev/f1", "teacher": 0.84, "overrides": [],
+        "arms": ["rank"], "runs": [_run("rank", 1, 0.83, candidates=record["candidates"],
+                                        chosen=1.0)],
+    }  # fmt: skip
+    assert f"candidate 2: **0.830** ({flops[1] / 1e6:.1f}M FLOPs) `{conv.summary()}`" in render(
+        report
+    )
