@@ -61,12 +61,18 @@ class TrialPlan:
 # What Tune's scheduler ranks trials by (``selection_score``): the task metric, lowered for a
 # student no better than a constant. In every report that carries the task metric.
 SELECTION_METRIC = "dev/selection_score"
+# A final student over search.max_student_flops ranks below every one within it (selection
+# scores lie in [-10, 1]), so Optuna learns to avoid the settings that produced it.
+OVER_BUDGET_PENALTY = 12.0
 
 
 def with_selection_score(metrics: dict[str, float], primary_metric: str) -> dict[str, float]:
     if primary_metric not in metrics:
         return metrics
-    return metrics | {SELECTION_METRIC: selection_score(metrics, primary_metric)}
+    score = selection_score(metrics, primary_metric)
+    if metrics.get("derive/within_budget") == 0.0:
+        score -= OVER_BUDGET_PENALTY
+    return metrics | {SELECTION_METRIC: score}
 
 
 def cost_metrics(metrics: dict[str, float]) -> dict[str, float]:

@@ -4,6 +4,7 @@ bookkeeping for early-stopped trials, Pareto fronts, overhead accounting, comman
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from pathlib import Path
 
@@ -389,6 +390,19 @@ def test_reports_without_the_task_metric_get_no_selection_score():
     assert with_selection_score({"search/loss": 1.0}, "dev/f1") == {"search/loss": 1.0}
     scored = with_selection_score({"dev/f1": 0.7}, "dev/f1")  # an old checkpoint: score alone
     assert scored[SELECTION_METRIC] == pytest.approx(0.7)
+
+
+def test_a_student_over_the_flops_budget_ranks_below_every_student_within_it():
+    from orchestrator.sweep.trial import SELECTION_METRIC, with_selection_score
+
+    def score(**metrics) -> float:
+        return with_selection_score({"dev/f1": 0.9, **metrics}, "dev/f1")[SELECTION_METRIC]
+
+    worst_within = score(**{"dev/f1": math.nan, "dev/degenerate": 1.0, "dev/one_class": 1.0})
+    assert worst_within == pytest.approx(-10.0)
+    over = score(**{"derive/within_budget": 0.0})
+    assert over == pytest.approx(0.9 - 12.0) and over < worst_within
+    assert score(**{"derive/within_budget": 1.0}) == pytest.approx(0.9) == score()
 
 
 def test_the_champion_is_the_cheapest_trial_within_the_tolerance_of_the_best_metric(tmp_path):
