@@ -57,7 +57,7 @@ class PerEdge(torch.nn.Module):
 
 
 def bench_student(
-    package: str | None, task: str, summary: str | None = None
+    package: str | None, task: str, summary: str | None = None, hidden_size: int | None = None
 ) -> tuple[DerivedStudent, str]:
     if package:
         return load_student(package), f"student package {package}"
@@ -70,12 +70,13 @@ def bench_student(
     torch.manual_seed(0)
     config = SupernetConfig(
         vocab_size=settings["vocab_size"],
-        hidden_size=settings["hidden_size"],
+        hidden_size=hidden_size or settings["hidden_size"],
         max_cells=settings["max_cells"],
         pair_encoding=settings.get("pair_encoding", "joint"),
     )
     student = DerivedStudent(config, genotype).eval()
-    return student, f"bench {task} genotype {genotype.hash} (random weights)"
+    width = f", width {config.hidden_size}" if hidden_size else ""
+    return student, f"bench {task} genotype {genotype.hash}{width} (random weights)"
 
 
 EQUAL_TEXT = "student eager, equal text"
@@ -117,6 +118,11 @@ def main() -> int:
         help="time this genotype instead of the bench's, given as its summary line "
         "('K=4 | n2: std_conv_3(n0) + ...', as collapse.md and bench.md print it)",
     )
+    parser.add_argument(
+        "--hidden-size",
+        type=int,
+        help="the cells' width (supernet.hidden_size) instead of the bench's, with --task",
+    )
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=30)
@@ -126,7 +132,9 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     try:
-        student, described = bench_student(args.package, args.task, args.genotype)
+        student, described = bench_student(
+            args.package, args.task, args.genotype, args.hidden_size
+        )
     except ValueError as exc:
         print(f"error: --genotype: {exc}", file=sys.stderr)
         return 2

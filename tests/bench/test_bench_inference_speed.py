@@ -36,3 +36,11 @@ def test_no_genotype_keeps_the_bench_genotype():
     assert "random weights" in described and student.genotype.num_cells >= 1
     with pytest.raises(ValueError):
         bench_student(None, "sst2", "K=x")
+
+
+def test_a_width_times_the_cells_at_that_width():
+    narrow, described = bench_student(None, "sst2", LINE, hidden_size=64)
+    wide, _ = bench_student(None, "sst2", LINE)
+    assert narrow.config.hidden_size == 64 != wide.config.hidden_size
+    assert "width 64" in described and narrow.genotype == wide.genotype
+    assert narrow.flops(128) < wide.flops(128) / 3  # convolutions cost the width squared
