@@ -132,9 +132,7 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     try:
-        student, described = bench_student(
-            args.package, args.task, args.genotype, args.hidden_size
-        )
+        student, described = bench_student(args.package, args.task, args.genotype, args.hidden_size)
     except ValueError as exc:
         print(f"error: --genotype: {exc}", file=sys.stderr)
         return 2
