@@ -169,6 +169,37 @@ def test_cached_softmax_weights_follow_parameter_updates(pair_batch_factory):
         torch.testing.assert_close(fresh(*inputs), after, rtol=1e-5, atol=1e-6)
 
 
+def test_cached_convolution_kernels_follow_parameter_updates(pair_batch_factory):
+    """The eval path keeps each convolution's kernel flattened for its matrix product: an
+    in-place update or a load_state_dict must be seen by the next eval forward."""
+    config = SupernetConfig(
+        vocab_size=50, max_positions=32, hidden_size=8, max_cells=2, num_labels=2, dropout=0.0
+    )
+    genotype = Genotype(
+        (Edge(2, 0, "dil_conv_3"), Edge(2, 1, "std_conv_5"), Edge(3, 2, "std_conv_3"),
+         Edge(4, 0, "dil_conv_7"), Edge(4, 3, "identity")),
+        2, 3,
+    )  # fmt: skip
+    student = DerivedStudent(config, genotype).eval()
+    inputs = pair_batch_factory(50, [5, 3], [4, 6], extra=2, seed=9).padded()
+    with torch.inference_mode():
+        before = student(*inputs)
+    with torch.no_grad():
+        for name, param in student.named_parameters():
+            if name.endswith("conv.weight"):
+                param.mul_(-2.0)
+    with torch.inference_mode():
+        after = student(*inputs)
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, _reference(student, *inputs), rtol=1e-5, atol=1e-6)
+    other = DerivedStudent(config, genotype).eval()
+    with torch.inference_mode():
+        other(*inputs)  # fills its own caches with its own kernels
+    other.load_state_dict(student.state_dict())
+    with torch.inference_mode():
+        torch.testing.assert_close(other(*inputs), after, rtol=1e-5, atol=1e-6)
+
+
 LINEAR = ("identity", "avg_pool_3", "zero")
 
 
