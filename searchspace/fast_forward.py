@@ -40,6 +40,7 @@ class _MaskCache:
         self._mean_scale: dict[int, torch.Tensor] = {}
         self._union: dict[tuple[int, int], torch.Tensor] = {}
         self._unpadded: dict[int, bool] = {}
+        self._float_mask: dict[int, torch.Tensor] = {}
         self._keep: list[torch.Tensor] = []  # ids stay unique while their tensors live
 
     def pool_scale(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -72,6 +73,14 @@ class _MaskCache:
             self._keep.append(mask)
         return self._unpadded[key]
 
+    def float_mask(self, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """(B, T, 1) in ``dtype``, to zero a state's padding."""
+        key = id(mask)
+        if key not in self._float_mask:
+            self._float_mask[key] = mask.unsqueeze(-1).to(dtype)
+            self._keep.append(mask)
+        return self._float_mask[key]
+
     def union(self, m0: torch.Tensor, m1: torch.Tensor) -> torch.Tensor:
         if m0 is m1:
             return m0
@@ -86,38 +95,74 @@ class _MaskCache:
         return states.sum(dim=1) * self.mean_scale(mask, states.dtype)
 
 
-def _conv_as_matmul(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-    """``conv`` ("same" padding) on (B, T, C) as one product of the k shifted copies with the
-    flattened kernel. CPU torch runs a dilated conv1d on a generic slow path, about 4x a plain
-    one at batch 1, seq 128 (8 dilated of 24 convolutions took 6 of a student's 9 ms); the
-    product costs what a plain one does. ONNX keeps the Conv node (onnxruntime's is fast)."""
-    if torch.onnx.is_in_onnx_export():
-        return conv(x.transpose(1, 2)).transpose(1, 2)
-    (kernel,), (dilation,), (pad,) = conv.kernel_size, conv.dilation, conv.padding
-    length = x.shape[1]
-    padded = nn.functional.pad(x, (0, 0, pad, pad))
-    shifted = [padded[:, i * dilation : i * dilation + length] for i in range(kernel)]
-    return torch.matmul(torch.cat(shifted, dim=-1), _flat_kernel(conv)) + conv.bias
+def _shifted_product(padded, pad, kernel, dilation, length, weight, bias) -> torch.Tensor:
+    """The "same" convolution of the (B, pad + T + pad, C) ``padded`` input as one product of
+    its k shifted copies with the flattened kernels, (B, T, C_out). CPU torch runs a dilated
+    conv1d on a generic slow path, about 4x a plain one at batch 1, seq 128 (8 dilated of 24
+    convolutions took 6 of a student's 9 ms); the product costs what a plain one does."""
+    start = pad - dilation * (kernel - 1) // 2
+    shifted = torch.cat(
+        [padded[:, start + i * dilation : start + i * dilation + length] for i in range(kernel)],
+        dim=-1,
+    )
+    flat = torch.addmm(bias, shifted.reshape(-1, shifted.shape[-1]), weight)
+    return flat.view(shifted.shape[0], length, -1)
 
 
-def _flat_kernel(conv: nn.Conv1d) -> torch.Tensor:
-    """(k·C_in, C_out), row i·C_in + c holding tap i of input channel c. Without gradients it
-    is kept on the module until the weight changes (its version counter moves on every
-    in-place update, optimiser steps and load_state_dict included)."""
-    kernel = conv.kernel_size[0]
+def _group_kernel(convs: list[nn.Conv1d]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(k·C_in, g·C_out) and (g·C_out,): convolutions of one shape side by side, row i·C_in + c
+    of each holding tap i of input channel c. Without gradients they are kept on the first
+    module until a weight or bias changes (its version counter moves on every in-place update,
+    optimiser steps and load_state_dict included)."""
 
-    def flat() -> torch.Tensor:
-        weight = conv.weight.permute(2, 1, 0)
-        return weight.reshape(kernel * conv.in_channels, conv.out_channels)
+    def flat() -> tuple[torch.Tensor, torch.Tensor]:
+        weights = [
+            c.weight.permute(2, 1, 0).reshape(c.kernel_size[0] * c.in_channels, c.out_channels)
+            for c in convs
+        ]
+        if len(convs) == 1:
+            return weights[0], convs[0].bias
+        return torch.cat(weights, dim=1), torch.cat([c.bias for c in convs])
 
     if torch.is_grad_enabled():
         return flat()
-    key = (conv.weight.data_ptr(), conv.weight._version)
-    cached = conv.__dict__.get("_flat_kernel")
+    key = tuple((p.data_ptr(), p._version) for c in convs for p in (c.weight, c.bias))
+    store = convs[0].__dict__.setdefault("_group_kernels", {})
+    names = tuple(id(c) for c in convs)
+    cached = store.get(names)
     if cached is None or cached[0] != key:
-        cached = (key, flat().detach().contiguous())
-        conv.__dict__["_flat_kernel"] = cached
-    return cached[1]
+        weight, bias = flat()
+        cached = (key, weight.detach().contiguous(), bias.detach().contiguous())
+        store[names] = cached
+    return cached[1], cached[2]
+
+
+def _convolutions_of(
+    x: torch.Tensor, mask: torch.Tensor, convs: list[Conv], cache: _MaskCache
+) -> dict[int, torch.Tensor]:
+    """Every convolution edge reading one state, by id(op): one ReLU and one padding for all of
+    them, and one product and one normalisation per shape (kernel, dilation), the edges of a
+    shape side by side in the product's columns. The per-op code ran seven kernels per edge;
+    a small student's latency is their count."""
+    h = torch.relu(x)
+    pad = max(op.conv.padding[0] for op in convs)
+    padded = nn.functional.pad(h, (0, 0, pad, pad))
+    shapes: dict[tuple[int, int], list[Conv]] = {}
+    for op in convs:
+        shapes.setdefault((op.kernel_size, op.dilation), []).append(op)
+    width = x.shape[-1]
+    keep = None if cache.unpadded(mask) else cache.float_mask(mask, x.dtype)
+    out = {}
+    for (kernel, dilation), ops in shapes.items():
+        weight, bias = _group_kernel([op.conv for op in ops])
+        y = _shifted_product(padded, pad, kernel, dilation, x.shape[1], weight, bias)
+        y = y.view(*y.shape[:2], len(ops), width)
+        y = nn.functional.layer_norm(y, (width,), eps=ops[0].norm.eps)
+        if keep is not None:
+            y = y * keep.unsqueeze(-1)
+        for index, op in enumerate(ops):
+            out[id(op)] = y[:, :, index]
+    return out
 
 
 def _apply_op(op: nn.Module, x: torch.Tensor, mask: torch.Tensor, cache: _MaskCache):
@@ -126,8 +171,8 @@ def _apply_op(op: nn.Module, x: torch.Tensor, mask: torch.Tensor, cache: _MaskCa
     if isinstance(op, AvgPool):
         pooled = nn.functional.avg_pool1d(x.transpose(1, 2), POOL_KERNEL, 1, POOL_KERNEL // 2)
         return pooled.transpose(1, 2) * cache.pool_scale(mask, x.dtype)
-    if isinstance(op, Conv):
-        h = _conv_as_matmul(op.conv, torch.relu(x))
+    if isinstance(op, Conv):  # an ONNX export: the Conv node (onnxruntime's is fast)
+        h = op.conv(torch.relu(x).transpose(1, 2)).transpose(1, 2)
         return op.norm(h) * mask.unsqueeze(-1).to(h.dtype)
     if isinstance(op, MaxPool):
         if cache.unpadded(mask):  # max_pool1d pads the sequence ends with -inf itself
@@ -234,6 +279,12 @@ def cell_forward(cell, s0, m0, s1, m1, cache: _MaskCache, weights: list[Coeffici
     values: list[torch.Tensor | None] = [s0, s1]
     masks = [m0, m1]
     results: dict[tuple[int, int, str], torch.Tensor] = {}
+    exporting = torch.onnx.is_in_onnx_export()
+    conv_edges: dict[int, list[Conv]] = {}  # source -> its convolution edges, in one pass
+    for source, target, _ in cell.kept:
+        op = cell.edges[edge_key(source, target)]
+        if isinstance(op, Conv):
+            conv_edges.setdefault(source, []).append(op)
     alive: list[torch.Tensor] = []  # ids used as keys must not be reused by new tensors
 
     def value(index: int) -> torch.Tensor:
@@ -255,8 +306,13 @@ def cell_forward(cell, s0, m0, s1, m1, cache: _MaskCache, weights: list[Coeffici
                 # key because a node equal to an input (identity) has another mask.
                 key = (id(x), id(m), "max" if isinstance(op, MaxPool) else str(id(op)))
                 if key not in results:
-                    results[key] = _apply_op(op, x, m, cache)
-                    alive.append(results[key])
+                    if isinstance(op, Conv) and not exporting:
+                        convs = _convolutions_of(x, m, conv_edges[source], cache)
+                        results.update(((id(x), id(m), str(k)), v) for k, v in convs.items())
+                        alive.extend(convs.values())
+                    else:
+                        results[key] = _apply_op(op, x, m, cache)
+                        alive.append(results[key])
                 combo.add_tensor(results[key], 1.0)
         combos.append(combo)
         values.append(None)

@@ -177,9 +177,10 @@ def test_cached_convolution_kernels_follow_parameter_updates(pair_batch_factory)
     )
     genotype = Genotype(
         (Edge(2, 0, "dil_conv_3"), Edge(2, 1, "std_conv_5"), Edge(3, 2, "std_conv_3"),
-         Edge(4, 0, "dil_conv_7"), Edge(4, 3, "identity")),
+         Edge(4, 0, "dil_conv_3"), Edge(4, 3, "identity")),
         2, 3,
     )  # fmt: skip
+    # n0's two dil_conv_3 share one product, their kernels and biases copied into it.
     student = DerivedStudent(config, genotype).eval()
     inputs = pair_batch_factory(50, [5, 3], [4, 6], extra=2, seed=9).padded()
     with torch.inference_mode():
@@ -192,12 +193,56 @@ def test_cached_convolution_kernels_follow_parameter_updates(pair_batch_factory)
         after = student(*inputs)
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, _reference(student, *inputs), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():  # the biases alone
+        for name, param in student.named_parameters():
+            if name.endswith("conv.bias"):
+                param.copy_(torch.randn_like(param))
+    with torch.inference_mode():
+        after = student(*inputs)
+    torch.testing.assert_close(after, _reference(student, *inputs), rtol=1e-5, atol=1e-6)
     other = DerivedStudent(config, genotype).eval()
     with torch.inference_mode():
         other(*inputs)  # fills its own caches with its own kernels
     other.load_state_dict(student.state_dict())
     with torch.inference_mode():
         torch.testing.assert_close(other(*inputs), after, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("pair_encoding", ["siamese", "joint"])
+def test_convolutions_of_one_state_share_a_product_per_shape(
+    monkeypatch, pair_encoding, pair_batch_factory
+):
+    """n0 feeds two std_conv_3 edges and a dil_conv_5, n1 a std_conv_3 and n2 a dil_conv_3:
+    four products per cell (n0's two std_conv_3 side by side), not five, and the function of
+    the per-edge code on padded and unpadded batches."""
+    config = SupernetConfig(
+        vocab_size=50, max_positions=32, hidden_size=8, max_cells=2, num_labels=2, dropout=0.0,
+        pair_encoding=pair_encoding,
+    )  # fmt: skip
+    genotype = Genotype(
+        (Edge(2, 0, "std_conv_3"), Edge(2, 1, "std_conv_3"), Edge(3, 0, "std_conv_3"),
+         Edge(3, 2, "dil_conv_3"), Edge(4, 0, "dil_conv_5"), Edge(4, 3, "identity")),
+        2, 3,
+    )  # fmt: skip
+    torch.manual_seed(3)
+    student = DerivedStudent(config, genotype).eval()
+    batch = pair_batch_factory(50, [6, 4, 2], [3, 6, 5], extra=3, seed=3)
+    for inputs in (batch.padded(), batch.unpadded()):
+        with torch.inference_mode():
+            fast = student(*inputs)
+        torch.testing.assert_close(fast, _reference(student, *inputs), rtol=1e-5, atol=1e-6)
+    products = []
+    original = torch.addmm
+
+    def counting(*args, **kwargs):
+        products.append(args[2].shape[1])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "addmm", counting)
+    with torch.inference_mode():
+        student(*batch.padded())
+    # Per cell: n0's std_conv_3 pair (16 columns), its dil_conv_5, n1's and n2's (8 each).
+    assert sorted(products) == sorted([2 * 8, 8, 8, 8] * 2)
 
 
 LINEAR = ("identity", "avg_pool_3", "zero")
