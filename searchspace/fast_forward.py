@@ -10,6 +10,8 @@ test compares them on random genotypes) and cuts the kernel launches:
   and of average pools of tensors, and only materialised where a convolution or max pooling
   reads it, so a cell of them costs one pooling per mask and a few fused adds;
 - a max pooling of the same input runs once;
+- the convolutions reading one state share its ReLU and padding, and those of one shape one
+  matrix product (the shifted copies against their kernels side by side) and one LayerNorm;
 - the pooling windows' real-token counts and the mean-pooling counts are computed once per mask
   per forward, the softmax weights once per parameter update (as floats, cached);
 - a single-sentence input (the same tensors given as sentence a and b) is embedded once, and
