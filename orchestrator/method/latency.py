@@ -60,7 +60,11 @@ def compare_latency(
     repeats: int = 5,
     seq_lens: dict[str, int] | None = None,
 ) -> dict[str, float]:
-    """Latency of several models side by side, interleaved per batch size.
+    """Latency of several models side by side: per batch size, every model is warmed up, then
+    timed one forward at a time, round after round, and each reports its median. A burst of
+    other work on the machine then lands on all of them alike; timed one after another, a
+    1 ms student's few repeats could fall in such a burst while the teacher's did not (the
+    demo's champion once timed 7.8x its teacher where other runs gave 20-33x).
 
     ``models`` maps a name to (model, kind): kind "student" (one sentence), "pair_student"
     (two sentences) or "teacher" (HF-style kwargs).
@@ -69,16 +73,34 @@ def compare_latency(
     """
     results = {}
     for batch_size in batch_sizes:
+        forwards = {}
         for name, (model, kind) in models.items():
             model.eval()
             length = (seq_lens or {}).get(name, seq_len)
             if kind in ("student", "pair_student"):
                 args = student_inputs(batch_size, length, vocab_size, pair=kind == "pair_student")
-                forward = lambda m=model, a=args: m(*a)  # noqa: E731
+                forwards[name] = lambda m=model, a=args: m(*a)  # noqa: E731
             else:
                 kwargs = teacher_inputs(batch_size, length, vocab_size)
-                forward = lambda m=model, k=kwargs: m(**k)  # noqa: E731
-            results[f"latency/{name}_b{batch_size}_ms"] = median_latency_ms(
-                forward, repeats=repeats
-            )
+                forwards[name] = lambda m=model, k=kwargs: m(**k)  # noqa: E731
+        for name, timing in interleaved_latency_ms(forwards, repeats=repeats).items():
+            results[f"latency/{name}_b{batch_size}_ms"] = timing
     return results
+
+
+@torch.inference_mode()
+def interleaved_latency_ms(
+    forwards: dict[str, Callable[[], object]], *, repeats: int, warmup: int = 2
+) -> dict[str, float]:
+    """Median milliseconds of each forward over ``repeats`` rounds that time every forward
+    once, in turn."""
+    for forward in forwards.values():
+        for _ in range(warmup):
+            forward()
+    timings: dict[str, list[float]] = {name: [] for name in forwards}
+    for _ in range(repeats):
+        for name, forward in forwards.items():
+            start = time.perf_counter()
+            forward()
+            timings[name].append((time.perf_counter() - start) * 1000.0)
+    return {name: statistics.median(values) for name, values in timings.items()}

@@ -1,10 +1,10 @@
-"""compare_latency: every model timed on its own input length."""
+"""compare_latency: every model timed on its own input length, all of them in turn."""
 
 from __future__ import annotations
 
 import torch
 
-from orchestrator.method.latency import compare_latency
+from orchestrator.method.latency import compare_latency, interleaved_latency_ms
 
 
 class Recorder(torch.nn.Module):
@@ -41,3 +41,13 @@ def test_a_single_sentence_student_gets_one_sentence_and_a_pair_student_two():
     compare_latency(models, vocab_size=50, seq_len=8, batch_sizes=(2,), repeats=1)
     assert single.one_sentence == {True}  # as inference passes it: encoded once
     assert pair.one_sentence == {False}
+
+
+def test_models_are_timed_in_turn_round_after_round():
+    """A burst of other work must land on every model alike: after the warm-up, one forward of
+    each per round, not all of one model's repeats and then the next's."""
+    calls = []
+    forwards = {name: (lambda n=name: calls.append(n)) for name in ("student", "teacher")}
+    timed = interleaved_latency_ms(forwards, repeats=3, warmup=1)
+    assert calls == ["student", "teacher"] + ["student", "teacher"] * 3
+    assert set(timed) == {"student", "teacher"} and all(ms >= 0 for ms in timed.values())
