@@ -9,16 +9,8 @@ from collections.abc import Callable
 import torch
 
 
-@torch.inference_mode()
 def median_latency_ms(forward: Callable[[], object], *, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        forward()
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        forward()
-        timings.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(timings)
+    return interleaved_latency_ms({"forward": forward}, repeats=repeats, warmup=warmup)["forward"]
 
 
 def student_inputs(batch_size: int, seq_len: int, vocab_size: int, *, pair: bool, seed: int = 0):
